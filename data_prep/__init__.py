@@ -1,0 +1,1 @@
+"""Dataset preparation for samod: the rendered song corpus (synth), importers for real datasets."""

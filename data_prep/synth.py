@@ -1,0 +1,129 @@
+"""Build the rendered song corpus: compose (compose.py), render (render.py), write files and metadata.
+
+    python -m data_prep.synth --out DIR --n-songs N --seed S [--min-seconds A] [--max-seconds B] [--workers W]
+
+writes DIR/audio/<id>.flac (44.1 kHz stereo, 16-bit), DIR/midi/<id>.mid (the score, for analysis)
+and DIR/metadata.jsonl, one JSON object per song:
+
+    id, path (relative to DIR), midi, seconds, sample_rate, genre, bpm, key, moods, instruments,
+    panning (instrument -> stereo position), sections (list of {label, start, end, variation}),
+    renderer, seed (the song's own seed: compose(seed, ...) rebuilds it), corpus_seed, source.
+
+Song i of a corpus with seed S has the seed S * 1_000_000 + i, so the same S and renderer give
+identical metadata and identical audio, whatever the number of workers. An interrupted build,
+rerun with the same arguments, resumes where it stopped (data_prep/common.py); a song that fails
+to render or comes out silent is skipped with its reason and listed in DIR/skipped.txt.
+
+Without arguments beyond --out, the active profile's corpus size is used (samod/profiles.py).
+Taught in notebooks/00_data.ipynb.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from data_prep.common import Progress
+from data_prep.compose import compose
+from data_prep.render import get_renderer
+from samod.audio import SILENCE_PEAK, save_audio
+from samod.profiles import SAMPLE_RATE, get_profile
+
+
+def song_id(index: int) -> str:
+    return f"song_{index:05d}"
+
+
+def song_seed(corpus_seed: int, index: int) -> int:
+    return corpus_seed * 1_000_000 + index
+
+
+def make_song(out_dir: str, index: int, corpus_seed: int, min_seconds: float, max_seconds: float,
+              renderer_name: str) -> tuple[str, dict | None, str | None]:
+    """Compose, render and write song `index`; returns (id, metadata record or None, skip reason or None)."""
+    sid, seed = song_id(index), song_seed(corpus_seed, index)
+    try:
+        song = compose(seed, min_seconds, max_seconds)
+        renderer = get_renderer(renderer_name)
+        audio = renderer.render(song.midi, song.seconds)  # (2, samples)
+        peak = float(abs(audio).max())
+        if peak < SILENCE_PEAK:
+            return sid, None, f"rendered silent (peak {peak:.1e}) with {renderer.describe()}"
+        out = Path(out_dir)
+        (out / "midi").mkdir(parents=True, exist_ok=True)
+        tmp_audio, tmp_midi = out / "audio" / f".{sid}.tmp.flac", out / "midi" / f".{sid}.tmp.mid"
+        save_audio(tmp_audio, audio, SAMPLE_RATE)
+        song.midi.write(str(tmp_midi))
+        os.replace(tmp_audio, out / "audio" / f"{sid}.flac")  # appear whole or not at all
+        os.replace(tmp_midi, out / "midi" / f"{sid}.mid")
+    except Exception as err:  # any failure skips this one song, never the build
+        return sid, None, f"{type(err).__name__}: {err}"
+    record = {"id": sid, "path": f"audio/{sid}.flac", "midi": f"midi/{sid}.mid",
+              "seconds": round(audio.shape[1] / SAMPLE_RATE, 4), "sample_rate": SAMPLE_RATE,
+              **song.metadata(), "renderer": renderer.name, "seed": seed, "corpus_seed": corpus_seed,
+              "source": "samod-synth", "caption": None}
+    return sid, record, None
+
+
+def build_corpus(out_dir: str | Path, n_songs: int, seed: int = 0, min_seconds: float = 20.0,
+                 max_seconds: float = 45.0, workers: int = 1, renderer: str = "auto",
+                 progress: bool = True) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Render `n_songs` songs into `out_dir` (resuming a previous run); returns (records, skipped)."""
+    renderer_name = get_renderer(renderer).name  # resolve "auto" once, so every song uses the same one
+    out_dir = Path(out_dir)
+    params = {"n_songs": n_songs, "seed": seed, "min_seconds": min_seconds, "max_seconds": max_seconds,
+              "renderer": renderer_name}
+    state = Progress(out_dir, params)
+    ids = [song_id(i) for i in range(n_songs)]
+    todo = [i for i, sid in enumerate(ids) if sid not in state.done]
+    if len(todo) < n_songs:
+        print(f"resuming {out_dir}: {n_songs - len(todo)} of {n_songs} songs already done")
+    args = [(str(out_dir), i, seed, min_seconds, max_seconds, renderer_name) for i in todo]
+    bar = tqdm(total=len(todo), desc=f"rendering ({renderer_name})", unit="song", disable=not progress)
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = pool.map(make_song, *zip(*args), chunksize=1)
+            for sid, record, reason in results:
+                state.add(sid, record) if record else state.skip(sid, reason)
+                bar.update()
+    else:
+        for a in args:
+            sid, record, reason = make_song(*a)
+            state.add(sid, record) if record else state.skip(sid, reason)
+            bar.update()
+    bar.close()
+    return state.finish(ids)
+
+
+def main(argv: list[str] | None = None) -> None:
+    profile = get_profile()
+    parser = argparse.ArgumentParser(prog="python -m data_prep.synth", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=str(profile.corpus_dir), help="output folder (default: %(default)s)")
+    parser.add_argument("--n-songs", type=int, default=profile.n_songs, help="default: %(default)s (profile)")
+    parser.add_argument("--seed", type=int, default=profile.seed)
+    parser.add_argument("--min-seconds", type=float, default=profile.min_seconds)
+    parser.add_argument("--max-seconds", type=float, default=profile.max_seconds)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--renderer", default="auto", choices=["auto", "fluidsynth", "tinysoundfont"])
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    a = parser.parse_args(argv)
+    if a.n_songs < 1 or a.min_seconds <= 0 or a.max_seconds <= a.min_seconds:
+        parser.error("need --n-songs >= 1 and 0 < --min-seconds < --max-seconds")
+    start = time.perf_counter()
+    records, skipped = build_corpus(a.out, a.n_songs, a.seed, a.min_seconds, a.max_seconds, a.workers,
+                                    a.renderer, progress=not a.quiet)
+    minutes = sum(r["seconds"] for r in records) / 60
+    renderer = records[0]["renderer"] if records else a.renderer
+    print(f"corpus: {len(records)} songs ({minutes:.1f} audio minutes, {renderer}), {len(skipped)} skipped, "
+          f"in {time.perf_counter() - start:.1f} s -> {Path(a.out) / 'metadata.jsonl'}")
+    if not records:
+        sys.exit("no song could be rendered: see the reasons above")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+"""samod: a readable reference implementation of Stable Audio 2 (long-form text-to-music latent diffusion).
+
+One file per component; each opens with the paper section it implements and the notebook that teaches it.
+Profiles (tiny / small / paper) are chosen with the environment variable SAMOD_PROFILE (samod/profiles.py).
+"""
+from samod.profiles import SAMPLE_RATE, Profile, get_profile
+
+__all__ = ["SAMPLE_RATE", "Profile", "get_profile"]
