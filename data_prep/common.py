@@ -62,9 +62,8 @@ class Progress:
                                f"use another output folder, or delete {self.path} to rebuild")
         for entry in entries[1:]:
             self.done[entry["id"]] = entry
-        if lines and not lines[-1].endswith("}"):  # drop the broken tail so appends start on a new line
-            self.path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries),
-                                 encoding="utf-8")
+        if len(entries) < len(lines) or not self.path.read_bytes().endswith(b"\n"):  # a broken line or tail: rewrite
+            write_jsonl(self.path, entries)
 
     def _append(self, entry: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as f:

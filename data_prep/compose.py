@@ -55,10 +55,10 @@ FILL = {"snare": "........x.x.xxxx", "tom_hi": "........x...x...", "tom_lo": "..
 # Bass and chord rhythms on the 16-step grid: which steps sound.
 BASS_RHYTHMS = {"eighths": "x.x.x.x.x.x.x.x.", "root_fifth": "x.......x.......", "walking": "x...x...x...x...",
                 "octave": "x.x.x.x.x.x.x.x.", "syncopated": "x..x..x.x.x..x..", "offbeat": "..x...x...x...x.",
-                "reggae": "x.....x.x.......", "bossa": "x..x....x..x....", "long": "x...............",
+                "reggae": "x.....x.x.......", "bossa": "x.......x.....x.", "long": "x...............",
                 "hiphop": "x......x..x....."}
 CHORD_RHYTHMS = {"block": "x...x...x...x...", "strum": "x.x.x.x.x.x.x.x.", "offbeat": "..x...x...x...x.",
-                 "sustain": "x...............", "comp": "x.....x...x.....", "stabs": "..x..x....x..x..",
+                 "sustain": "x...............", "comp": "x.....x...x.....", "stabs": "..x...x.x.x...x.",
                  "bossa": "x..x..x...x..x..", "arpeggio": "x.x.x.x.x.x.x.x."}
 
 

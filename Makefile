@@ -1,0 +1,51 @@
+# samod: `make demo` runs the main job at the active profile; `make test` runs every test and notebook.
+# Both set everything up first: a virtual environment in .venv, the requirements, the corpus.
+# Profile: SAMOD_PROFILE=tiny (default) | small | paper, e.g. `make demo SAMOD_PROFILE=small`.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export SAMOD_PROFILE ?= tiny
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+CORPUS = $(shell $(BIN)/python -c "import samod; print(samod.get_profile().corpus_dir)")
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+
+.PHONY: setup corpus demo figures test unit notebooks strip clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "samod needs Python 3.11 or newer: run make PYTHON=python3.11 ...")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps tinysoundfont==0.3.7
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+corpus: setup
+	$(BIN)/python -m data_prep.synth --quiet
+
+# The main job at the active profile (later stages extend it, ending with a generated song on disk).
+demo: corpus
+	@mkdir -p "$$(dirname $(CORPUS))/notebooks"
+	$(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
+	  --output-dir "$$(dirname $(CORPUS))/notebooks" notebooks/00_data.ipynb
+	@echo "executed notebooks in $$(dirname $(CORPUS))/notebooks; figures in figures/"
+
+figures: demo
+
+test: corpus unit notebooks
+
+unit: setup
+	$(BIN)/python -m pytest tests -q
+
+notebooks: corpus
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env $(NOTEBOOKS)
+
+# Committed notebooks carry no outputs and no execution counts (tests/test_notebooks_clean.py checks).
+strip: setup
+	$(BIN)/jupyter nbconvert --clear-output --inplace $(NOTEBOOKS)
+
+clean:
+	rm -rf $(VENV) artifacts

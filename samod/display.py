@@ -1,0 +1,181 @@
+"""Seeing and hearing audio in notebooks, and the figures that describe a corpus.
+
+Readers look before they listen: `show_audio` puts a spectrogram beside every player (both embedded
+as HTML, so they survive in any notebook viewer). Figure functions return the figure and the numbers
+behind it; `save_figure` writes both under figures/ (PNG plus JSON, the JSON naming the profile).
+
+- `figure1_song_lengths`: paper 1 Figure 1, the cumulative histogram of song lengths with the
+  90 s / 190 s / 285 s windows marked (vertical axis warped by a power law, as in the paper).
+- `plot_spectrogram`: a log-frequency spectrogram with the section plan drawn on it.
+- `plot_piano_roll`: the score of a composed song, one colour per track.
+
+Taught in notebooks/00_data.ipynb.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from samod.profiles import REPO_ROOT, SAMPLE_RATE, get_profile
+
+FIGURES = REPO_ROOT / "figures"
+SECTION_COLOURS = {"intro": "#8da0cb", "verse": "#66c2a5", "chorus": "#fc8d62", "bridge": "#e78ac3",
+                   "outro": "#a6d854"}
+WINDOWS = (90.0, 190.0, 285.0)  # seconds: previous models' 90 s, SA2 pre-training 190 s, SA2 285 s
+
+
+def spectrogram_db(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, n_fft: int = 2048,
+                   hop: int = 512) -> np.ndarray:
+    """(channels, samples) or (samples,) -> (n_fft // 2 + 1, frames) dB magnitude of the mono mix."""
+    import librosa
+
+    mono = np.asarray(audio, dtype=np.float32)
+    mono = mono.mean(axis=0) if mono.ndim == 2 else mono  # (samples,)
+    magnitude = np.abs(librosa.stft(mono, n_fft=n_fft, hop_length=hop))  # (freqs, frames)
+    return librosa.amplitude_to_db(magnitude, ref=np.max, top_db=80.0)
+
+
+def plot_spectrogram(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, sections: list[dict] | None = None,
+                     title: str = "", ax=None, hop: int = 512):
+    """Log-frequency spectrogram; `sections` ({label, start, end} in seconds) drawn as a labelled band."""
+    import librosa.display
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3))
+    db = spectrogram_db(audio, sample_rate, hop=hop)
+    librosa.display.specshow(db, sr=sample_rate, hop_length=hop, x_axis="time", y_axis="log", ax=ax,
+                             cmap="magma")
+    for s in sections or []:
+        ax.axvline(s["start"], color="white", lw=1.2, ls="--")
+        ax.axvspan(s["start"], s["end"], ymin=0.93, ymax=1.0, color=SECTION_COLOURS.get(s["label"], "grey"))
+        ax.text((s["start"] + s["end"]) / 2, 0.965, s["label"] + ("*" if s.get("variation") else ""),
+                transform=ax.get_xaxis_transform(), ha="center", va="center", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylim(30, sample_rate / 2)
+    return ax
+
+
+def plot_piano_roll(midi, sections: list[dict] | None = None, title: str = "", ax=None):
+    """The notes of a pretty_midi score, one colour per track (drums as dots at the bottom)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3))
+    for k, inst in enumerate(midi.instruments):
+        colour = plt.cm.tab10(k % 10)
+        for n in inst.notes:
+            y = 20 + (n.pitch - 35) * 0.5 if inst.is_drum else n.pitch
+            ax.plot([n.start, n.end], [y, y], color=colour, lw=2.5 if not inst.is_drum else 1.5, solid_capstyle="butt")
+        ax.plot([], [], color=colour, lw=3, label=inst.name)
+    for s in sections or []:
+        ax.axvline(s["start"], color="k", lw=0.8, ls="--")
+        ax.text(s["start"], 1.01, s["label"], transform=ax.get_xaxis_transform(), fontsize=8)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("MIDI pitch (drums below 30)")
+    ax.legend(loc="upper right", fontsize=7, ncol=5)
+    ax.set_title(title, fontsize=10, pad=14)
+    return ax
+
+
+def _flac_base64(audio: np.ndarray, sample_rate: int) -> str:
+    """FLAC (lossless, about half the size of WAV) as base64, for an embedded <audio> player."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(np.asarray(audio, dtype=np.float32), -1, 1).T, sample_rate, format="FLAC",
+             subtype="PCM_16")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def audio_html(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, sections: list[dict] | None = None,
+               title: str = "", seconds: float | None = 10.0) -> str:
+    """HTML with a spectrogram beside a player of the first `seconds` (None: all) of (2, samples) audio."""
+    audio = np.asarray(audio)
+    audio = audio[None] if audio.ndim == 1 else audio
+    clip = audio if seconds is None else audio[:, : int(seconds * sample_rate)]
+    fig, ax = plt.subplots(figsize=(6, 2.2))
+    plot_spectrogram(audio, sample_rate, sections, title, ax=ax)
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=80)
+    plt.close(fig)
+    shown = f"first {clip.shape[1] / sample_rate:.0f} s" if clip.shape[1] < audio.shape[1] else "whole song"
+    return (f'<div style="display:flex;align-items:center;gap:12px">'
+            f'<img src="data:image/png;base64,{base64.b64encode(png.getvalue()).decode()}"/>'
+            f'<div><audio controls src="data:audio/flac;base64,{_flac_base64(clip, sample_rate)}"></audio>'
+            f'<div style="font-size:11px">{shown}</div></div></div>')
+
+
+def show_audio(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, sections: list[dict] | None = None,
+               title: str = "", seconds: float | None = 10.0) -> None:
+    """Display a spectrogram beside a small player (notebooks)."""
+    from IPython.display import HTML, display
+
+    display(HTML(audio_html(audio, sample_rate, sections, title, seconds)))
+
+
+def figure1_song_lengths(curves: dict[str, list[float] | np.ndarray], windows: tuple[float, ...] = WINDOWS,
+                         power: float = 3.0):
+    """Paper 1 Figure 1: proportion of songs shorter than each length, windows marked.
+
+    `curves` maps a label to song lengths in seconds (one curve each). The vertical axis is warped by
+    y -> y**power (the paper warps it "with a power law for greater readability"). Returns (figure,
+    numbers), the numbers giving for each curve the proportion of songs that fit within each window.
+    """
+    from matplotlib.scale import FuncScale
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.set_yscale(FuncScale(ax, (lambda y: np.clip(y, 0, None) ** power, lambda y: np.clip(y, 0, None) ** (1 / power))))
+    numbers, longest = {}, max(windows)
+    for label, seconds in curves.items():
+        lengths = np.sort(np.asarray(seconds, dtype=float))  # (songs,)
+        if lengths.size == 0:
+            raise ValueError(f"no song lengths for {label!r}: the metadata table has no usable 'seconds' values")
+        proportion = np.arange(1, lengths.size + 1) / lengths.size  # P(length <= lengths[i])
+        within = {f"{w:g}": float(np.mean(lengths <= w)) for w in windows}
+        fits = ", ".join(f"{p:.0%} within {w} s" for w, p in within.items())
+        ax.step(np.concatenate([[0], lengths]), np.concatenate([[0], proportion]), where="post",
+                label=f"{label} ({lengths.size} songs): {fits}")
+        numbers[label] = {"n_songs": int(lengths.size), "within_window": within,
+                          "median_seconds": float(np.median(lengths)), "min_seconds": float(lengths[0]),
+                          "max_seconds": float(lengths[-1])}
+        longest = max(longest, lengths[-1])
+    for w in windows:
+        ax.axvline(w, ls=":", color="grey")
+        ax.text(w, 0.5, f" {w:g} s", rotation=90, va="bottom", fontsize=8, color="grey")
+    ax.set_xlim(0, longest * 1.05)
+    ax.set_ylim(0, 1)
+    ax.set_yticks([0.2, 0.4, 0.6, 0.8, 0.9, 1.0])
+    ax.set_xlabel("song length (s)")
+    ax.set_ylabel("proportion of songs shorter (power-law axis)")
+    ax.set_title("Figure 1: cumulative histogram of song lengths")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7)
+    return fig, {"curves": numbers, "windows_seconds": list(windows)}
+
+
+def plot_tempo_recovery(result: dict):
+    """Bar chart of the share of songs whose tempo a beat tracker recovers, per genre (data_prep.tempo)."""
+    genres = list(result["per_genre"])
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.bar(genres, [result["per_genre"][g] for g in genres], color="#66c2a5")
+    ax.axhline(result["rate"], color="k", ls="--", lw=1, label=f"all songs: {result['rate']:.0%}")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("tempo recovered")
+    ax.set_title(f"Beat tracking recovers the metadata BPM (within {result['tolerance']:.0%}, or half/double)")
+    ax.tick_params(axis="x", rotation=45)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, numbers: dict, name: str, folder: str | Path = FIGURES) -> Path:
+    """Write figures/<name>.png and figures/<name>.json (the numbers, plus the profile that made them)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / f"{name}.png", dpi=110, bbox_inches="tight")
+    payload = {"profile": get_profile().name, **numbers}
+    (folder / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    return folder / f"{name}.png"
