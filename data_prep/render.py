@@ -134,8 +134,14 @@ def best_renderer():
                        "or the PyPI package tinysoundfont (pip install --no-deps tinysoundfont)")
 
 
-def get_renderer(name: str):
-    """A renderer by name: fluidsynth | tinysoundfont | auto (the best available)."""
+def get_renderer(name: str = "auto"):
+    """A renderer by name: fluidsynth | tinysoundfont | auto.
+
+    "auto" is $SAMOD_RENDERER when set (e.g. to try the PyPI-only path on a machine that has
+    FluidSynth), else the best available renderer.
+    """
+    if name == "auto":
+        name = os.environ.get("SAMOD_RENDERER", "auto")
     if name == "auto":
         return best_renderer()
     renderers = {"fluidsynth": FluidSynthRenderer, "tinysoundfont": TinySoundFontRenderer}
