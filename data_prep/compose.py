@@ -59,7 +59,7 @@ BASS_RHYTHMS = {"eighths": "x.x.x.x.x.x.x.x.", "root_fifth": "x.......x.......",
                 "hiphop": "x......x..x....."}
 CHORD_RHYTHMS = {"block": "x...x...x...x...", "strum": "x.x.x.x.x.x.x.x.", "offbeat": "..x...x...x...x.",
                  "sustain": "x...............", "comp": "x.....x...x.....", "stabs": "..x...x.x.x...x.",
-                 "bossa": "x..x..x...x..x..", "arpeggio": "x.x.x.x.x.x.x.x."}
+                 "bossa": "x.x..x.x.x..x.x.", "arpeggio": "x.x.x.x.x.x.x.x."}
 
 
 @dataclass(frozen=True)
