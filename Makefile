@@ -24,7 +24,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 corpus: setup
-	$(BIN)/python -m data_prep.synth --quiet
+	$(BIN)/python -m data_prep.synth
 
 # The main job at the active profile (later stages extend it, ending with a generated song on disk).
 demo: corpus
