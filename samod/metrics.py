@@ -1,0 +1,225 @@
+"""Evaluation metrics: how close a reconstruction is to its reference, and the tables that report it.
+
+Paper 1 §4.3 evaluates the autoencoder on its own, since it sets a quality ceiling for the whole
+system: each reference song is encoded and decoded, and the reconstruction is compared with the
+original by three metrics of the auraloss library [28] "with its default parameters" (Table 5):
+
+- STFT distance (lower is better): auraloss.freq.STFTLoss(), i.e. spectral convergence
+  ||Y - X||_F / ||Y||_F plus the mean absolute difference of log magnitudes, with a 1024-point FFT,
+  hop 256, Hann window 1024.
+- MEL distance (lower is better): auraloss.freq.MelSTFTLoss(sample_rate=44100), the same two terms on
+  a 128-band mel spectrogram of the same STFT.
+- SI-SDR in dB (higher is better): the negative of auraloss.time.SISDRLoss(), which returns -SI-SDR.
+
+Every metric is computed per file on a (1, channels, samples) tensor and then averaged over files.
+Spectral convergence divides by the norm of the whole tensor it is given, so one call on a batch lets
+loud files drown out quiet ones: per file, each song counts the same.
+
+Two baselines put the numbers in scale: silence (the worst sensible reconstruction) and a low-pass
+copy that keeps as many numbers per second as the latent holds (what any model of that size beats
+if it has learned anything but the slow envelope of the waveform).
+
+Sections: 1. reconstruction metrics (Table 5), 2. baselines, 3. tables,
+4. generation metrics (Tables 2-3: Frechet distance, KL, CLAP score), added by a later issue.
+
+Shapes: audio is (channels, samples) stereo at 44.1 kHz, as everywhere in samod.
+Taught in notebooks/01_autoencoder.ipynb.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import auraloss
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from samod.profiles import SAMPLE_RATE, get_profile
+
+METRIC_NAMES = ("stft_distance", "mel_distance", "si_sdr")  # the three measured columns of Table 5
+PAPER_NUMBERS_PER_SECOND = 64 * SAMPLE_RATE / 2048  # = 1378.125: 64 latent channels at 21.5 Hz (§2.1)
+
+# Paper 1 Table 5 as published (Song Describer no-singing, all evaluated at 44.1 kHz). For reference
+# only: show it beside a measured table with a label, never write it into one (write_table refuses).
+_PUBLISHED = "published (paper 1 Table 5)"
+PUBLISHED_TABLE5 = [
+    dict(model="DAC", sample_rate=44100, stft_distance=0.96, mel_distance=0.52, si_sdr=10.83,
+         latent_rate=86, latent_channels="discrete", source=_PUBLISHED),
+    dict(model="AudioGen", sample_rate=48000, stft_distance=1.17, mel_distance=0.64, si_sdr=9.27,
+         latent_rate=50, latent_channels="discrete", source=_PUBLISHED),
+    dict(model="Encodec", sample_rate=32000, stft_distance=1.82, mel_distance=1.12, si_sdr=5.33,
+         latent_rate=50, latent_channels="discrete", source=_PUBLISHED),
+    dict(model="AudioGen", sample_rate=48000, stft_distance=1.10, mel_distance=0.64, si_sdr=8.82,
+         latent_rate=100, latent_channels=32, source=_PUBLISHED),
+    dict(model="Stable Audio", sample_rate=44100, stft_distance=1.19, mel_distance=0.67, si_sdr=8.62,
+         latent_rate=43, latent_channels=64, source=_PUBLISHED),
+    dict(model="Ours (Stable Audio 2)", sample_rate=44100, stft_distance=1.19, mel_distance=0.71,
+         si_sdr=7.14, latent_rate=21.5, latent_channels=64, source=_PUBLISHED),
+]
+
+
+# ---------------------------------------------------------------------------------------------------
+# 1. Reconstruction metrics (paper 1 §4.3, Table 5)
+# ---------------------------------------------------------------------------------------------------
+
+def metric_modules(sample_rate: int = SAMPLE_RATE) -> dict[str, torch.nn.Module]:
+    """The auraloss modules behind Table 5, all at their defaults (auraloss 0.4.0).
+
+    STFTLoss: fft_size 1024, hop_size 256, win_length 1024, hann_window, w_sc 1, w_log_mag 1.
+    MelSTFTLoss: the same STFT, n_mels 128 (librosa Slaney filters). SISDRLoss: zero_mean, eps 1e-8.
+    (MultiResolutionSTFTLoss with a mel scale returns NaN in auraloss 0.4: its 512-point FFT leaves
+    11 of 128 mel bands empty and log(0) - log(0) = NaN. Table 5 uses the single-resolution losses.)
+    """
+    return {"stft_distance": auraloss.freq.STFTLoss(),
+            "mel_distance": auraloss.freq.MelSTFTLoss(sample_rate=sample_rate),
+            "si_sdr": auraloss.time.SISDRLoss()}
+
+
+def _as_audio(audio, what: str) -> torch.Tensor:
+    """Tensor or array -> float32 (channels, samples) tensor, or a ValueError naming `what`."""
+    audio = (audio if torch.is_tensor(audio) else torch.as_tensor(np.asarray(audio))).float()
+    if audio.ndim != 2:
+        raise ValueError(f"{what} must be (channels, samples) audio, got shape {tuple(audio.shape)}")
+    return audio
+
+
+@torch.no_grad()
+def reconstruction_metrics(references: list, reconstructions: list, sample_rate: int = SAMPLE_RATE,
+                           progress: bool = True) -> dict:
+    """Table 5's metrics for paired files: {metric: mean over files, "n_files", "per_file": {metric: [..]}}.
+
+    references[i] and reconstructions[i] are (channels, samples) tensors or arrays of the same shape.
+    Each pair is scored as one (1, channels, samples) batch, then the per-file values are averaged.
+    """
+    if len(references) != len(reconstructions):
+        raise ValueError(f"got {len(references)} references but {len(reconstructions)} reconstructions: "
+                         f"pass one reconstruction per reference file, in the same order")
+    if not references:
+        raise ValueError("no files to evaluate: pass at least one (reference, reconstruction) pair")
+    modules = metric_modules(sample_rate)
+    fft_size = modules["stft_distance"].fft_size
+    per_file: dict[str, list[float]] = {name: [] for name in METRIC_NAMES}
+    pairs = zip(references, reconstructions)
+    for i, (reference, reconstruction) in enumerate(tqdm(pairs, total=len(references), desc="metrics",
+                                                         disable=not progress)):
+        y = _as_audio(reference, f"reference {i}")
+        x = _as_audio(reconstruction, f"reconstruction {i}")
+        if x.shape != y.shape:
+            raise ValueError(f"file {i}: reference has shape {tuple(y.shape)} but reconstruction has shape "
+                             f"{tuple(x.shape)}; trim both to the same (channels, samples) before scoring "
+                             f"(a decoder may return a few extra samples of padding)")
+        if y.shape[-1] < fft_size:
+            raise ValueError(f"file {i} has {y.shape[-1]} samples; the STFT metrics need at least {fft_size}")
+        x, y = x[None], y[None]  # (1, channels, samples): auraloss wants (batch, channels, time)
+        # auraloss's argument order is (input, target): the reference is the target
+        per_file["stft_distance"].append(modules["stft_distance"](x, y).item())
+        per_file["mel_distance"].append(modules["mel_distance"](x, y).item())
+        per_file["si_sdr"].append(-modules["si_sdr"](x, y).item())  # SISDRLoss returns -SI-SDR
+    means = {name: float(np.mean(values)) for name, values in per_file.items()}
+    return {**means, "n_files": len(references), "per_file": per_file}
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2. Baselines
+# ---------------------------------------------------------------------------------------------------
+
+def silence_baseline(audio) -> torch.Tensor:
+    """Zeros of the audio's shape. Its SI-SDR is -80 dB: auraloss's eps (1e-8) floors log10(0)."""
+    return torch.zeros_like(_as_audio(audio, "audio"))
+
+
+def lowpass_kernel(numbers_per_second: float, channels: int = 2, sample_rate: int = SAMPLE_RATE) -> int:
+    """Samples averaged into one number so that `channels` audio channels hold `numbers_per_second`."""
+    kernel = round(channels * sample_rate / numbers_per_second)
+    if kernel < 1:
+        raise ValueError(f"{numbers_per_second} numbers per second exceed the {channels * sample_rate} "
+                         f"the audio itself holds; a low-pass baseline needs fewer numbers than samples")
+    return kernel
+
+
+def lowpass_baseline(audio, numbers_per_second: float, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """Keep as many numbers per second as a latent holds: average-pool, then interpolate back linearly.
+
+    A latent of C channels at R frames per second holds C * R numbers per second; spread over the
+    audio's channels (2), each channel keeps C * R / 2 values per second, one per pooled window of
+        kernel = 2 * sample_rate / (C * R) samples.
+    Paper VAE: C * R = 64 * 44100 / 2048 = 1378.125 numbers per second, so each channel is pooled by
+    2 * 44100 / 1378.125 = 64 samples (one value per 1.45 ms). Pooling is a 64-sample box filter
+    and linear interpolation a triangle of twice its width, so the amplitude response is about
+    sinc(f * 64 / 44100)^3, with its first null at 44100 / 64 = 689 Hz: a 50 Hz sine keeps 97% of its
+    amplitude, 200 Hz 66%, 10 kHz about 1%. Bass survives; treble (cymbals, brightness) is lost.
+    Each pooled value sits at the centre of its window; linear interpolation between centres restores
+    the original length. A last window shorter than the kernel averages the samples it has.
+    """
+    audio = _as_audio(audio, "audio")  # (channels, samples)
+    channels, samples = audio.shape
+    kernel = lowpass_kernel(numbers_per_second, channels, sample_rate)
+    pooled = F.avg_pool1d(audio[None], kernel, stride=kernel,
+                          ceil_mode=True)  # (1, channels, ceil(samples / kernel))
+    restored = F.interpolate(pooled, size=pooled.shape[-1] * kernel, mode="linear",
+                             align_corners=False)  # (1, channels, ceil(samples / kernel) * kernel)
+    return restored[0, :, :samples]  # (channels, samples)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 3. Tables (paper 1 Table 5)
+# ---------------------------------------------------------------------------------------------------
+
+TABLE5_HEADER = ("model", "sampling rate", "STFT distance ↓", "MEL distance ↓", "SI-SDR ↑",
+                 "latent rate", "latent channels")
+
+
+def table5_row(name: str, metrics: dict, sample_rate: int, latent_rate: float | None,
+               latent_channels: int | str | None) -> dict:
+    """One measured row of Table 5 from `reconstruction_metrics`' output.
+
+    latent_rate is in frames per second (Hz); latent_channels is a count, "discrete" for a codec,
+    or None (with latent_rate None) for a baseline that has no latent, such as silence.
+    """
+    return dict(model=name, sample_rate=sample_rate, **{k: metrics[k] for k in METRIC_NAMES},
+                latent_rate=latent_rate, latent_channels=latent_channels, n_files=metrics["n_files"],
+                source="measured")
+
+
+def _cell(value, fmt: str) -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows (measured, or PUBLISHED_TABLE5) as a Markdown table with the columns of Table 5."""
+    lines = ["| " + " | ".join(TABLE5_HEADER) + " |", "|" + "---|" * len(TABLE5_HEADER)]
+    for row in rows:
+        cells = [row["model"], f"{row['sample_rate'] / 1000:g}kHz",
+                 _cell(row["stft_distance"], "{:.2f}"), _cell(row["mel_distance"], "{:.2f}"),
+                 _cell(row["si_sdr"], "{:.2f}"),
+                 _cell(None if row["latent_rate"] is None else round(row["latent_rate"], 1), "{:g} Hz"),
+                 _cell(row["latent_channels"], "{}")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_table(rows: list[dict], path_stem: str | Path, title: str, notes: dict) -> tuple[Path, Path]:
+    """Write path_stem.md (title, table, notes as a list) and path_stem.json (title, rows, notes).
+
+    notes record the provenance: which files, how many seconds, profile, seed, hardware, commit.
+    The active profile is added when notes do not name one. Only measured rows are accepted.
+    """
+    published = [row["model"] for row in rows if row.get("source") != "measured"]
+    if published:
+        raise ValueError(f"rows {published} are not measured (published numbers?); write measured rows "
+                         f"only and show PUBLISHED_TABLE5 beside them with markdown_table(PUBLISHED_TABLE5)")
+    notes = {"profile": get_profile().name, **notes}
+    path_stem = Path(path_stem)
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    markdown = f"# {title}\n\n{markdown_table(rows)}\n\n" + "".join(f"- {k}: {v}\n" for k, v in notes.items())
+    md_path, json_path = Path(f"{path_stem}.md"), Path(f"{path_stem}.json")  # a stem may hold dots
+    md_path.write_text(markdown)
+    json_path.write_text(json.dumps({"title": title, "rows": rows, "notes": notes}, indent=1) + "\n")
+    return md_path, json_path
+
+
+# ---------------------------------------------------------------------------------------------------
+# 4. Generation metrics (paper 1 §4.1, Tables 2-3): FD_openl3, KL_passt, CLAP score. Added later.
+# ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,162 @@
+"""Table 5's reconstruction metrics (auraloss, per file), the silence and low-pass baselines, the table."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import auraloss
+from samod.metrics import (METRIC_NAMES, PAPER_NUMBERS_PER_SECOND, PUBLISHED_TABLE5, TABLE5_HEADER,
+                           lowpass_baseline, lowpass_kernel, markdown_table, metric_modules,
+                           reconstruction_metrics, silence_baseline, table5_row, write_table)
+
+SR = 44100
+
+
+def sines(freqs, seconds=1.0, amplitude=0.3):
+    """(2, samples) stereo: a sum of sines, the right channel a quarter period late."""
+    t = torch.arange(int(seconds * SR)) / SR
+    left = sum(torch.sin(2 * torch.pi * f * t) for f in freqs)
+    right = sum(torch.sin(2 * torch.pi * f * t + torch.pi / 2) for f in freqs)
+    return amplitude * torch.stack([left, right]) / len(freqs)  # (2, samples)
+
+
+def song(seed=0, seconds=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return sines([110, 220, 440, 1760, 5000], seconds) + 0.01 * torch.randn(2, int(seconds * SR), generator=g)
+
+
+def rms(x):
+    return x.pow(2).mean().sqrt().item()
+
+
+def test_auraloss_defaults_are_the_spec():
+    m = metric_modules()
+    stft, mel = m["stft_distance"], m["mel_distance"]
+    assert (stft.fft_size, stft.hop_size, stft.win_length) == (1024, 256, 1024)
+    assert (mel.fft_size, mel.hop_size, mel.n_bins, mel.sample_rate) == (1024, 256, 128, SR)
+    assert mel.fb.shape == (1, 128, 513) and (mel.fb.sum(-1) > 0).all()  # no empty band -> no NaN
+
+
+def test_identical_audio_is_perfect():
+    x = song()
+    out = reconstruction_metrics([x, x.numpy()], [x.clone(), x.numpy()], progress=False)
+    assert out["n_files"] == 2 and all(len(out["per_file"][k]) == 2 for k in METRIC_NAMES)
+    assert abs(out["stft_distance"]) < 1e-6 and abs(out["mel_distance"]) < 1e-6
+    assert out["si_sdr"] > 80.0
+
+
+def test_more_noise_is_worse():
+    x, g = song(), torch.Generator().manual_seed(1)
+    noise = torch.randn(x.shape, generator=g)
+    scores = [reconstruction_metrics([x], [x + level * noise], progress=False)
+              for level in (0.001, 0.01, 0.1)]
+    for a, b in zip(scores, scores[1:]):
+        assert a["stft_distance"] < b["stft_distance"] and a["mel_distance"] < b["mel_distance"]
+        assert a["si_sdr"] > b["si_sdr"] + 5.0  # 10x the noise amplitude: about 20 dB
+    assert all(np.isfinite(s[k]) for s in scores for k in METRIC_NAMES)
+
+
+def test_si_sdr_is_the_metric_not_the_loss():
+    # Le Roux et al. 2018, by hand per channel: 10 log10 |a y|^2 / |a y - x|^2, a = <x, y> / |y|^2
+    y, g = song(), torch.Generator().manual_seed(2)
+    x = 0.5 * y + 0.01 * torch.randn(y.shape, generator=g)
+    y0, x0 = (y - y.mean(-1, keepdim=True)).double(), (x - x.mean(-1, keepdim=True)).double()
+    a = (x0 * y0).sum(-1, keepdim=True) / (y0 * y0).sum(-1, keepdim=True)
+    by_hand = (10 * torch.log10((a * y0).pow(2).sum(-1) / (a * y0 - x0).pow(2).sum(-1))).mean().item()
+    assert by_hand > 0
+    assert reconstruction_metrics([y], [x], progress=False)["si_sdr"] == pytest.approx(by_hand, abs=1e-3)
+
+
+def test_spectral_convergence_is_per_file():
+    # a loud file reconstructed well and a quiet file reconstructed as silence (spectral convergence 1)
+    loud, g = song(), torch.Generator().manual_seed(3)
+    quiet = 0.01 * song(seed=4)
+    references = [loud, quiet]
+    reconstructions = [loud + 0.001 * torch.randn(loud.shape, generator=g), torch.zeros_like(quiet)]
+    sc = auraloss.freq.STFTLoss(w_log_mag=0.0)  # the spectral convergence term alone
+    per_file = [sc(x[None], y[None]).item() for x, y in zip(reconstructions, references)]
+    batch = sc(torch.stack(reconstructions), torch.stack(references)).item()
+    assert per_file[1] == pytest.approx(1.0, abs=0.01)
+    assert np.mean(per_file) > 0.5 and batch < 0.05  # one batch call hides the quiet file's failure
+    # and reconstruction_metrics follows the per-file recipe for the whole STFT distance
+    out = reconstruction_metrics(references, reconstructions, progress=False)
+    stft = auraloss.freq.STFTLoss()
+    assert out["stft_distance"] == pytest.approx(np.mean([stft(x[None], y[None]).item()
+                                                           for x, y in zip(reconstructions, references)]))
+    batch_stft = stft(torch.stack(reconstructions), torch.stack(references)).item()
+    assert abs(out["stft_distance"] - batch_stft) > 0.4
+
+
+def test_silence_baseline():
+    x = song()
+    zeros = silence_baseline(x.numpy())
+    assert zeros.shape == x.shape and zeros.dtype == torch.float32 and not zeros.any()
+    out = reconstruction_metrics([x], [zeros], progress=False)
+    assert out["si_sdr"] == pytest.approx(-80.0)  # auraloss's eps floor
+    assert out["stft_distance"] > 5.0 and out["mel_distance"] > 5.0
+
+
+def test_lowpass_kernel_for_the_paper_vae():
+    assert PAPER_NUMBERS_PER_SECOND == pytest.approx(1378.125)  # 64 channels * 44100 / 2048 Hz
+    assert lowpass_kernel(PAPER_NUMBERS_PER_SECOND) == 64
+    assert lowpass_kernel(64 * SR / 1024) == 32  # twice the latent rate: half the window
+    with pytest.raises(ValueError, match="exceed"):
+        lowpass_kernel(10 * SR)
+
+
+def test_lowpass_keeps_bass_and_removes_treble():
+    odd = song(seconds=0.5)[:, :22001]  # not a multiple of the 64-sample window
+    assert lowpass_baseline(odd, PAPER_NUMBERS_PER_SECOND).shape == odd.shape
+    low, high = sines([50]), sines([10_000])
+    kept = lowpass_baseline(low, PAPER_NUMBERS_PER_SECOND)
+    removed = lowpass_baseline(high, PAPER_NUMBERS_PER_SECOND)
+    assert rms(kept - low) < 0.04 * rms(low)  # 97% of a 50 Hz amplitude survives
+    assert rms(removed) < 0.03 * rms(high)  # about 1% of a 10 kHz amplitude survives
+    # on music it sits between silence and a perfect copy
+    x = song()
+    lowpassed = lowpass_baseline(x, PAPER_NUMBERS_PER_SECOND)
+    out = reconstruction_metrics([x], [lowpassed], progress=False)
+    silent = reconstruction_metrics([x], [silence_baseline(x)], progress=False)
+    assert 0.0 < out["stft_distance"] < silent["stft_distance"] and out["si_sdr"] > silent["si_sdr"]
+
+
+def test_mismatched_inputs_say_what_to_do():
+    x = song()
+    with pytest.raises(ValueError, match=r"file 0: reference has shape \(2, 44100\) but reconstruction "
+                                         r"has shape \(2, 44000\); trim both"):
+        reconstruction_metrics([x], [x[:, :44000]], progress=False)
+    with pytest.raises(ValueError, match="1 references but 2 reconstructions"):
+        reconstruction_metrics([x], [x, x], progress=False)
+    with pytest.raises(ValueError, match=r"must be \(channels, samples\)"):
+        reconstruction_metrics([x[0]], [x[0]], progress=False)
+
+
+def test_table_markdown_and_json(tmp_path):
+    x = song()
+    vae = table5_row("VAE", reconstruction_metrics([x], [x + 0.01], progress=False), SR, SR / 2048, 64)
+    silence = table5_row("silence", reconstruction_metrics([x], [silence_baseline(x)], progress=False),
+                         SR, None, None)
+    md_path, json_path = write_table([vae, silence], tmp_path / "table5.tiny", "Table 5 (tiny)",
+                                     {"files": 1, "seconds": 1.0})
+    lines = md_path.read_text().splitlines()
+    header = ("| model | sampling rate | STFT distance ↓ | MEL distance ↓ | SI-SDR ↑ | latent rate "
+              "| latent channels |")
+    table = [line for line in lines if line.startswith("|")]
+    assert table[0] == header and len(table) == 2 + 2
+    assert table[2].startswith("| VAE | 44.1kHz |") and table[2].endswith("| 21.5 Hz | 64 |")
+    assert table[3].endswith("| -80.00 | — | — |")
+    saved = json.loads(json_path.read_text())
+    assert [r["model"] for r in saved["rows"]] == ["VAE", "silence"]
+    assert saved["notes"]["files"] == 1 and "profile" in saved["notes"]
+    with pytest.raises(ValueError, match="PUBLISHED_TABLE5"):
+        write_table([vae, PUBLISHED_TABLE5[-1]], tmp_path / "mixed", "mixed", {})
+
+
+def test_published_table5():
+    ours = PUBLISHED_TABLE5[-1]
+    published = (ours["stft_distance"], ours["mel_distance"], ours["si_sdr"], ours["latent_rate"])
+    assert published == (1.19, 0.71, 7.14, 21.5)
+    assert all(r["source"] == "published (paper 1 Table 5)" for r in PUBLISHED_TABLE5)
+    assert len(markdown_table(PUBLISHED_TABLE5).splitlines()) == 2 + 6
+    assert len(TABLE5_HEADER) == 7
