@@ -26,12 +26,13 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 corpus: setup
 	$(BIN)/python -m data_prep.synth
 
-# The main job at the active profile (later stages extend it, ending with a generated song on disk).
+# The main job at the active profile: every notebook in order (executed copies in artifacts/<profile>/notebooks).
+# Later stages extend it until it ends with a song generated from a text prompt and written to disk.
 demo: corpus
 	@mkdir -p "$$(dirname $(CORPUS))/notebooks"
 	$(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
-	  --output-dir "$$(dirname $(CORPUS))/notebooks" notebooks/00_data.ipynb
-	@echo "executed notebooks in $$(dirname $(CORPUS))/notebooks; figures in figures/"
+	  --output-dir "$$(dirname $(CORPUS))/notebooks" $(NOTEBOOKS)
+	@echo "executed notebooks in $$(dirname $(CORPUS))/notebooks; figures and tables in figures/"
 
 figures: demo
 

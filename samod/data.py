@@ -62,6 +62,19 @@ def read_metadata(path: str | Path) -> list[dict]:
     return records
 
 
+def split_records(records: list[dict], every: int = 8) -> tuple[list[dict], list[dict]]:
+    """(training, held-out): every `every`-th record (in file order) is held out for evaluation.
+
+    Deterministic and stable when a corpus grows: the same songs stay held out. Every stage uses
+    this split, so no model is evaluated on songs it was trained on.
+    """
+    if every < 2:
+        raise ValueError(f"every must be at least 2 (hold out 1 record in `every`), got {every}")
+    held_out = [r for i, r in enumerate(records) if i % every == every - 1]
+    training = [r for i, r in enumerate(records) if i % every != every - 1]
+    return training, held_out
+
+
 # ----------------------------------------------------------------------------------------------------
 # Prompts (paper 1 §3.1, Stable Audio Open §3.2)
 

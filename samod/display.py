@@ -179,3 +179,35 @@ def save_figure(fig, numbers: dict, name: str, folder: str | Path = FIGURES) -> 
     payload = {"profile": get_profile().name, **numbers}
     (folder / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
     return folder / f"{name}.png"
+
+
+def plot_history(history: list[dict], keys: list[str], title: str = "", ax=None, smooth: int = 1):
+    """Training curves: each of `keys` over the steps where it was logged (moving average of `smooth`)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3))
+    for key in keys:
+        points = [(h["step"], h[key]) for h in history if key in h and np.isfinite(h[key])]
+        if not points:
+            continue
+        steps, values = map(np.asarray, zip(*points))
+        if smooth > 1 and len(values) >= smooth:
+            values = np.convolve(values, np.ones(smooth) / smooth, mode="valid")
+            steps = steps[smooth - 1:]
+        ax.plot(steps, values, label=key)
+    ax.set_xlabel("step")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_peak_memory(measured: dict):
+    """Peak memory of full vs chunked decoding against the audio length (autoencoder_training.decode_peak_memory)."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(measured["seconds"], measured["full"], "o-", label="full decode")
+    ax.plot(measured["seconds"], measured["chunked"], "s-", label="chunked decode (128 latents, overlap 32)")
+    ax.set_xlabel("audio length (s)")
+    ax.set_ylabel("extra peak memory (MB)")
+    ax.set_title("Decoding memory grows with length only without chunks", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

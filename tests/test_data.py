@@ -209,3 +209,13 @@ def test_dataloader_with_workers(tmp_path):
     # the workers drew the same crops as the parent would
     assert batches[1]["seconds_start"][1].item() == pytest.approx(ds[3]["seconds_start"])
     assert batches[0]["prompt"][0] == ds[0]["prompt"]
+
+
+def test_split_records_is_deterministic_and_disjoint():
+    from samod.data import split_records
+    records = [{"id": f"s{i}"} for i in range(20)]
+    training, held_out = split_records(records, every=8)
+    assert [r["id"] for r in held_out] == ["s7", "s15"]
+    assert len(training) == 18 and not {r["id"] for r in training} & {r["id"] for r in held_out}
+    with pytest.raises(ValueError, match="at least 2"):
+        split_records(records, every=1)

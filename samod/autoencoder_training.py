@@ -1,0 +1,433 @@
+"""Training the snake VAE: reconstruction loss, EnCodec's STFT discriminator, adversarial losses.
+
+Paper 1 §2.1 and Stable Audio Open §4.1 train the autoencoder with a perceptually weighted
+multi-resolution STFT reconstruction loss on the mid/side and (weighted 0.5) left/right channels, an
+adversarial loss with feature matching from 5 EnCodec-style discriminators, and a KL term weighted
+1e-4; the numbers below are those of stable-audio-tools' (SAT)
+configs/model_configs/autoencoders/stable_audio_2_0_vae.json:
+
+    L_G = 1.0 * MRSTFT_sd(x̂, x) + 0.5 * MRSTFT(x̂_L, x_L) + 0.5 * MRSTFT(x̂_R, x_R)     reconstruction
+        + 0.1 * L_adv + 5.0 * L_fm + 1e-4 * KL                                          adversarial + KL
+    L_D = hinge loss of the discriminator
+
+- MRSTFT (auraloss): for each FFT size in 2048..32 (hop fft/4, Hann window of fft samples) the spectral
+  convergence ||S - Ŝ||_F / ||S||_F plus the L1 distance of log magnitudes, averaged over the 7 sizes,
+  after an A-weighting FIR filter ("perceptual weighting"). MRSTFT_sd is its mean over the sum L+R
+  and the difference L-R ("mid/side"); the L and R terms keep the stereo image of each channel.
+- The discriminator (EnCodec, Défossez et al. 2022; encodec/msstftd.py) looks at the complex STFT at
+  5 scales (FFT 2048..128): real and imaginary parts of each audio channel are the input channels of
+  a weight-normed 2-D conv stack with dilations over time and stride 2 over frequency.
+- Hinge losses: L_D = sum_scales mean(relu(1 - D(x))) + mean(relu(1 + D(x̂))), L_adv = sum_scales
+  -mean(D(x̂)); feature matching L_fm = sum_scales mean_layers mean|f(x) - f(x̂)|.
+- Generator and discriminator steps alternate (`AutoencoderStage`: even steps generator, odd steps
+  discriminator), each with its own AdamW (betas 0.8, 0.99) and InverseLR schedule.
+
+The recipe per profile (`AutoencoderRecipe.tiny/small/paper`) names the model, losses, optimisers and
+run length; `train_autoencoder` trains it on the profile's corpus (or resumes, or loads a finished
+run), `load_autoencoder` gives the trained VAE to later stages, and `table5` scores it against the
+silence and low-pass baselines (paper 1 Table 5).
+
+Shapes (glossary): B batch, A audio channels (2), T samples, F frequency bins, N STFT frames,
+C discriminator filters. Taught in notebooks/01_autoencoder.ipynb.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+
+import auraloss
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from samod.audio import load_audio
+from samod.autoencoder import Autoencoder, AutoencoderConfig
+from samod.data import SongDataset, read_metadata, split_records
+from samod.metrics import lowpass_baseline, reconstruction_metrics, silence_baseline, table5_row
+from samod.profiles import SAMPLE_RATE, Profile, get_profile
+from samod.train import CHECKPOINT_NAME, OptimizerConfig, StepBatches, Trainer, TrainConfig, load_weights
+
+
+@dataclass
+class AutoencoderLossConfig:
+    sample_rate: int = SAMPLE_RATE  # Hz, for the A-weighting filter
+    stft_fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64, 32)  # MRSTFT sizes; hop fft/4, window fft
+    perceptual_weighting: bool = True  # A-weighting FIR filter before the STFTs
+    mrstft_weight: float = 1.0  # sum-and-difference MRSTFT; the L and R MRSTFTs get half of it each
+    adversarial_weight: float = 0.1  # L_adv
+    feature_matching_weight: float = 5.0  # L_fm
+    kl_weight: float = 1e-4  # KL term of the VAE bottleneck
+    disc_fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128)  # discriminator scales; hop fft/4, window fft
+    disc_filters: int = 64  # C: channels of every discriminator conv
+    discriminator_start: int = 0  # steps before which the generator trains alone on reconstruction + KL
+
+    @staticmethod
+    def tiny() -> "AutoencoderLossConfig":
+        # the paper's losses and scales with a 4x narrower discriminator (16 filters), for CPU
+        return AutoencoderLossConfig(disc_filters=16)
+
+    @staticmethod
+    def small() -> "AutoencoderLossConfig":
+        # 32 filters: SAT's default width; paper 1 §2.1 scales the channels to ~4x the parameters (64)
+        return AutoencoderLossConfig(disc_filters=32)
+
+    @staticmethod
+    def paper() -> "AutoencoderLossConfig":
+        # SAT stable_audio_2_0_vae.json (warmup_steps 0: adversarial from the first step)
+        return AutoencoderLossConfig()
+
+
+def generator_optimizer(profile: str = "paper") -> OptimizerConfig:
+    """AdamW of the VAE, SAT stable_audio_2_0_vae.json: lr 1.5e-4, betas (0.8, 0.99), wd 1e-3,
+    InverseLR inv_gamma 200000, power 0.5, warmup 0.999. `tiny` warms up in ~100 instead of ~1000
+    optimizer steps (warmup 0.99), since a CPU run is only a few thousand steps long."""
+    return OptimizerConfig(lr=1.5e-4, betas=(0.8, 0.99), weight_decay=1e-3, inv_gamma=200_000, power=0.5,
+                           warmup=_warmup(profile))
+
+
+def discriminator_optimizer(profile: str = "paper") -> OptimizerConfig:
+    """AdamW of the discriminator (same file): as the generator's with lr 3e-4."""
+    return OptimizerConfig(lr=3e-4, betas=(0.8, 0.99), weight_decay=1e-3, inv_gamma=200_000, power=0.5,
+                           warmup=_warmup(profile))
+
+
+def _warmup(profile: str) -> float:
+    if profile not in ("tiny", "small", "paper"):
+        raise ValueError(f"unknown profile {profile!r}; choose tiny, small or paper (e.g. get_profile().name)")
+    return 0.99 if profile == "tiny" else 0.999
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reconstruction loss (auraloss)
+
+class ReconstructionLoss(nn.Module):
+    """1.0 * MRSTFT_sd + 0.5 * MRSTFT_L + 0.5 * MRSTFT_R (times mrstft_weight), with auraloss."""
+
+    def __init__(self, config: AutoencoderLossConfig):
+        super().__init__()
+        ffts = list(config.stft_fft_sizes)
+        stft = dict(fft_sizes=ffts, hop_sizes=[n // 4 for n in ffts], win_lengths=ffts,
+                    perceptual_weighting=config.perceptual_weighting, sample_rate=config.sample_rate)
+        self.sum_and_difference = auraloss.freq.SumAndDifferenceSTFTLoss(**stft)  # (M(L+R) + M(L-R)) / 2
+        self.channel = auraloss.freq.MultiResolutionSTFTLoss(**stft)  # one audio channel, used for L and R
+        self.weight = config.mrstft_weight
+        self.largest_fft = max(ffts)
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """fake, real: (B, 2, T) -> (weighted loss, {"sum_difference", "left", "right"} unweighted terms)."""
+        if fake.shape != real.shape or fake.ndim != 3 or fake.shape[1] != 2:
+            raise ValueError(f"expected reconstruction and target of the same shape (batch, 2, samples), got "
+                             f"{tuple(fake.shape)} and {tuple(real.shape)}")
+        if real.shape[-1] <= self.largest_fft:
+            raise ValueError(f"{real.shape[-1]} samples are too few for an STFT of {self.largest_fft}; "
+                             f"train on longer crops (the paper's are 65536 samples)")
+        with torch.autocast(fake.device.type, enabled=False):  # STFTs in float32 (cuFFT has no bf16)
+            fake, real = fake.float(), real.float()
+            terms = {"sum_difference": self.sum_and_difference(fake, real),  # auraloss: (input, target)
+                     "left": self.channel(fake[:, 0:1], real[:, 0:1]),  # (B, 1, T) each
+                     "right": self.channel(fake[:, 1:2], real[:, 1:2])}
+        loss = self.weight * (terms["sum_difference"] + 0.5 * terms["left"] + 0.5 * terms["right"])
+        return loss, terms
+
+
+# ----------------------------------------------------------------------------------------------------
+# EnCodec's multi-scale complex-STFT discriminator
+
+class STFTDiscriminator(nn.Module):
+    """One scale: complex STFT -> 5 conv layers (features) -> 1-channel logit map (EnCodec msstftd.py).
+
+    convs: (3x9) 2A->C; three (3x9) C->C with dilation 1, 2, 4 over time and stride 2 over frequency;
+    (3x3) C->C; each followed by LeakyReLU(0.2); then a (3x3) C->1 conv gives the logits.
+    Kernels are (time, frequency); every conv is weight-normed.
+    """
+
+    def __init__(self, n_fft: int, filters: int, audio_channels: int = 2, dilations: tuple[int, ...] = (1, 2, 4)):
+        super().__init__()
+        self.n_fft, self.hop = n_fft, n_fft // 4
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        convs = [nn.Conv2d(2 * audio_channels, filters, (3, 9), padding=(1, 4))]
+        for d in dilations:
+            convs.append(nn.Conv2d(filters, filters, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4)))
+        convs.append(nn.Conv2d(filters, filters, (3, 3), padding=(1, 1)))
+        self.convs = nn.ModuleList(weight_norm(conv) for conv in convs)
+        self.post = weight_norm(nn.Conv2d(filters, 1, (3, 3), padding=(1, 1)))
+
+    def spectrogram(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, A, T) -> (B, 2A, N, F): real and imaginary parts, N = (T - n_fft) // hop + 1 frames.
+
+        As torchaudio's Spectrogram(normalized=True, center=False): divided by the window's L2 norm."""
+        b, a, t = audio.shape
+        with torch.autocast(audio.device.type, enabled=False):  # STFT in float32
+            z = torch.stft(audio.float().reshape(b * a, t), self.n_fft, self.hop, window=self.window,
+                           center=False, return_complex=True)  # (B A, F, N)
+            z = z / self.window.pow(2).sum().sqrt()
+        z = z.reshape(b, a, *z.shape[1:])  # (B, A, F, N)
+        z = torch.cat([z.real, z.imag], dim=1)  # (B, 2A, F, N): [re L, re R, im L, im R]
+        return z.transpose(2, 3)  # (B, 2A, N, F)
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, A, T) -> (logits (B, 1, N, F'), 5 feature maps (B, C, N, F_i))."""
+        x = self.spectrogram(audio)  # (B, 2A, N, F)
+        features = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.2)  # (B, C, N, F_i): F halves at each strided conv
+            features.append(x)
+        return self.post(x), features  # (B, 1, N, F')
+
+
+class MultiScaleSTFTDiscriminator(nn.Module):
+    """One STFTDiscriminator per FFT size; returns per-scale logits and per-scale lists of feature maps."""
+
+    def __init__(self, fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128), filters: int = 64,
+                 audio_channels: int = 2):
+        super().__init__()
+        self.scales = nn.ModuleList(STFTDiscriminator(n, filters, audio_channels) for n in fft_sizes)
+
+    def forward(self, audio: torch.Tensor) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+        largest = max(s.n_fft for s in self.scales)
+        if audio.ndim != 3 or audio.shape[-1] < largest:
+            raise ValueError(f"expected audio (batch, channels, samples) with at least {largest} samples "
+                             f"(the largest FFT), got {tuple(audio.shape)}")
+        outputs = [scale(audio) for scale in self.scales]
+        return [logits for logits, _ in outputs], [features for _, features in outputs]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Adversarial losses (SAT models/discriminators.py, as when SA2 was trained: summed over scales;
+# SAT 0.0.17+ divides each by the number of scales). Computed in float32 under bf16 autocast.
+
+def discriminator_hinge_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
+    """L_D = sum over scales of mean(relu(1 - D(x))) + mean(relu(1 + D(x̂)))."""
+    return sum(F.relu(1 - r.float()).mean() + F.relu(1 + f.float()).mean()
+               for r, f in zip(real_logits, fake_logits))
+
+
+def generator_adversarial_loss(fake_logits: list[torch.Tensor]) -> torch.Tensor:
+    """L_adv = sum over scales of -mean(D(x̂)): the generator raises the logits of its reconstructions."""
+    return sum(-f.float().mean() for f in fake_logits)
+
+
+def feature_matching_loss(real_features: list[list[torch.Tensor]],
+                          fake_features: list[list[torch.Tensor]]) -> torch.Tensor:
+    """L_fm = sum over scales of the mean over layers of mean|f(x) - f(x̂)| (L1 of each feature map)."""
+    return sum(sum((r.float() - f.float()).abs().mean() for r, f in zip(real, fake)) / len(real)
+               for real, fake in zip(real_features, fake_features))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The training stage
+
+class AutoencoderStage:
+    """train.Stage of the VAE: even steps train the generator (the autoencoder), odd steps the discriminator.
+
+    Before `loss_config.discriminator_start` the generator trains every step on reconstruction + KL
+    only and the discriminator does not train (SAT's warm-up, `warmup_mode="full"`); from then on the
+    steps alternate by parity, as SAT alternates them on its global step. The autoencoder gets an EMA.
+    A batch is a (B, 2, T) tensor or a dict with "audio" (SongDataset); T must be at least 2048.
+    """
+
+    def __init__(self, autoencoder: nn.Module, loss_config: AutoencoderLossConfig | None = None,
+                 gen_optimizer: OptimizerConfig | None = None, disc_optimizer: OptimizerConfig | None = None):
+        self.config = loss_config or AutoencoderLossConfig.paper()
+        self.autoencoder = autoencoder
+        self.discriminator = MultiScaleSTFTDiscriminator(self.config.disc_fft_sizes, self.config.disc_filters)
+        self.reconstruction_loss = ReconstructionLoss(self.config)
+        self.gen_optimizer = gen_optimizer or generator_optimizer("paper")
+        self.disc_optimizer = disc_optimizer or discriminator_optimizer("paper")
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"autoencoder": self.autoencoder, "discriminator": self.discriminator}
+
+    def optimizers(self) -> dict[str, tuple]:
+        return {"generator": (self.autoencoder.parameters(), self.gen_optimizer),
+                "discriminator": (self.discriminator.parameters(), self.disc_optimizer)}
+
+    def ema_modules(self) -> list[str]:
+        return ["autoencoder"]
+
+    def optimizer_for(self, step: int) -> str:
+        """"generator" or "discriminator": who trains at `step`."""
+        adversarial = step >= self.config.discriminator_start
+        return "discriminator" if adversarial and step % 2 == 1 else "generator"
+
+    def discriminate(self, real: torch.Tensor, fake: torch.Tensor):
+        """One discriminator pass over [real; fake] (one forward per step, as DDP prefers).
+
+        Returns (real logits, fake logits, real features, fake features), lists over scales."""
+        logits, features = self.discriminator(torch.cat([real, fake]))  # batch 2B
+        b = real.shape[0]
+        return ([x[:b] for x in logits], [x[b:] for x in logits],
+                [[x[:b] for x in scale] for scale in features], [[x[b:] for x in scale] for scale in features])
+
+    def training_step(self, batch, step: int) -> tuple[str, torch.Tensor, dict[str, float]]:
+        real = batch["audio"] if isinstance(batch, dict) else batch  # (B, 2, T)
+        config = self.config
+        if self.optimizer_for(step) == "discriminator":
+            with torch.no_grad():
+                fake = self.autoencoder(real).reconstruction  # (B, 2, T), no graph: only D trains
+            real_logits, fake_logits, _, _ = self.discriminate(real, fake)
+            loss = discriminator_hinge_loss(real_logits, fake_logits)
+            return "discriminator", loss, {"disc/real_logit": sum(x.mean() for x in real_logits).item(),
+                                           "disc/fake_logit": sum(x.mean() for x in fake_logits).item()}
+
+        out = self.autoencoder(real)
+        fake = out.reconstruction  # (B, 2, T)
+        reconstruction, terms = self.reconstruction_loss(fake, real)
+        loss = reconstruction + config.kl_weight * out.kl
+        numbers = {f"mrstft/{k}": v.item() for k, v in terms.items()} | {"kl": out.kl.item()}
+        if step >= config.discriminator_start:
+            _, fake_logits, real_features, fake_features = self.discriminate(real, fake)
+            adversarial = generator_adversarial_loss(fake_logits)
+            matching = feature_matching_loss([[x.detach() for x in s] for s in real_features], fake_features)
+            loss = loss + config.adversarial_weight * adversarial + config.feature_matching_weight * matching
+            numbers |= {"adversarial": adversarial.item(), "feature_matching": matching.item()}
+        return "generator", loss, numbers
+
+
+# ----------------------------------------------------------------------------------------------------
+# The recipe per profile: train, save, load, evaluate
+
+@dataclass
+class AutoencoderRecipe:
+    model: AutoencoderConfig  # the architecture
+    losses: AutoencoderLossConfig  # loss weights and discriminator
+    generator: OptimizerConfig  # AdamW + InverseLR of the autoencoder
+    discriminator: OptimizerConfig  # AdamW + InverseLR of the discriminator
+    steps: int  # training steps (generator and discriminator steps alternate after discriminator_start)
+    batch_size: int
+    crop_samples: int  # training crops (the reference: 65536 samples, 1.5 s)
+    ema_decay: float  # EMA of the autoencoder's weights (the released weights are the EMA)
+
+    @staticmethod
+    def tiny() -> "AutoencoderRecipe":
+        # about 2.5 minutes on 2 CPU cores: 36 reconstruction-only steps, then 18 generator and 18
+        # discriminator steps; learning rates 6.7x the paper's so that so short a run moves at all
+        return AutoencoderRecipe(
+            AutoencoderConfig.tiny(), replace(AutoencoderLossConfig.tiny(), discriminator_start=36),
+            replace(generator_optimizer("tiny"), lr=1e-3), replace(discriminator_optimizer("tiny"), lr=2e-3),
+            steps=72, batch_size=4, crop_samples=32768, ema_decay=0.999)
+
+    @staticmethod
+    def small() -> "AutoencoderRecipe":
+        return AutoencoderRecipe(AutoencoderConfig.small(), AutoencoderLossConfig.small(),
+                                 generator_optimizer("small"), discriminator_optimizer("small"),
+                                 steps=40_000, batch_size=16, crop_samples=65536, ema_decay=0.999)
+
+    @staticmethod
+    def paper() -> "AutoencoderRecipe":
+        return AutoencoderRecipe(AutoencoderConfig.paper(), AutoencoderLossConfig.paper(),
+                                 generator_optimizer("paper"), discriminator_optimizer("paper"),
+                                 steps=1_000_000, batch_size=32, crop_samples=65536, ema_decay=0.9999)
+
+    @staticmethod
+    def for_profile(name: str) -> "AutoencoderRecipe":
+        return {"tiny": AutoencoderRecipe.tiny, "small": AutoencoderRecipe.small,
+                "paper": AutoencoderRecipe.paper}[get_profile(name).name]()
+
+
+def train_autoencoder(recipe: AutoencoderRecipe | None = None, profile: Profile | None = None,
+                      progress: bool = True) -> tuple[Autoencoder, list[dict]]:
+    """Train (or resume, or just load a finished run of) the VAE of a profile on its corpus.
+
+    Trains on the training split of the profile's corpus (samod.data.split_records), checkpoints to
+    <profile>/checkpoints/autoencoder/ and returns the autoencoder with its EMA weights, in eval mode,
+    and the logged history.
+    """
+    profile = profile or get_profile()
+    recipe = recipe or AutoencoderRecipe.for_profile(profile.name)
+    folder = profile.checkpoint_dir / "autoencoder"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(asdict(recipe.model), indent=1))
+    training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
+    dataset = SongDataset(training, window_seconds=recipe.crop_samples / recipe.model.sample_rate, seed=profile.seed)
+    batches = StepBatches(dataset, recipe.batch_size, seed=profile.seed)
+    torch.manual_seed(profile.seed)
+    model = Autoencoder(recipe.model)
+    stage = AutoencoderStage(model, recipe.losses, recipe.generator, recipe.discriminator)
+    config = TrainConfig(steps=recipe.steps, ema_decay=recipe.ema_decay, checkpoint_every=max(recipe.steps // 4, 1),
+                         log_every=1, seed=profile.seed, progress=progress, desc="autoencoder")
+    history = Trainer(stage, config, folder).fit(lambda step: batches(step)["audio"])
+    return load_autoencoder(profile), history
+
+
+def load_autoencoder(profile: Profile | None = None, ema: bool = True) -> Autoencoder:
+    """The trained VAE of a profile (EMA weights by default), in eval mode; a clear error if none."""
+    profile = profile or get_profile()
+    folder = profile.checkpoint_dir / "autoencoder"
+    if not (folder / CHECKPOINT_NAME).exists():
+        raise FileNotFoundError(f"no trained autoencoder in {folder}: run notebooks/01_autoencoder.ipynb "
+                                f"or samod.autoencoder_training.train_autoencoder() at profile {profile.name!r}")
+    config = json.loads((folder / "config.json").read_text())
+    model = Autoencoder(AutoencoderConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}))
+    model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=ema))
+    return model.eval()
+
+
+def table5(model: Autoencoder, records: list[dict], seconds: float = 10.0, start: float = 5.0,
+           seed: int = 0, progress: bool = True) -> tuple[list[dict], dict]:
+    """Paper 1 Table 5 rows for `model` and the two baselines on `seconds` of each song from `start`.
+
+    Rows: the VAE (a posterior sample decoded, as the reference does at inference), the same-size
+    low-pass (as many numbers per second as the latent holds) and silence. Returns (rows, details).
+    """
+    cfg = model.config
+    references = []
+    for r in records:
+        audio = torch.from_numpy(load_audio(r["audio_path"], start=min(start, max(r["seconds"] - seconds, 0)),
+                                            seconds=seconds))  # (2, T)
+        references.append(audio[:, : audio.shape[1] // cfg.downsampling * cfg.downsampling])
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        reconstructions = [model(a[None], generator=generator).reconstruction[0] for a in references]
+    numbers_per_second = cfg.latent_dim * cfg.latent_rate
+    lowpass = [torch.as_tensor(lowpass_baseline(a, numbers_per_second)) for a in references]
+    silence = [torch.as_tensor(silence_baseline(a)) for a in references]
+    rows, details = [], {}
+    for name, outputs, rate, channels in ((f"samod VAE ({get_profile().name})", reconstructions, cfg.latent_rate, cfg.latent_dim),
+                                          (f"low-pass, {numbers_per_second:.0f} numbers/s", lowpass, None, None),
+                                          ("silence", silence, None, None)):
+        metrics = reconstruction_metrics(references, outputs, cfg.sample_rate, progress=progress)
+        rows.append(table5_row(name, metrics, cfg.sample_rate, rate, channels))
+        details[name] = metrics
+    return rows, details
+
+
+def _decode_peak_rss(config: dict, frames: int, chunked: bool) -> None:
+    """Child process: print the extra peak resident memory (MB) of decoding `frames` latents."""
+    torch.manual_seed(0)
+    model = Autoencoder(AutoencoderConfig(**config)).eval()
+    latents = torch.randn(1, model.config.latent_dim, frames)
+
+    def status(field: str) -> float:  # MB, from the kernel's account of this process
+        line = next(l for l in open("/proc/self/status") if l.startswith(field + ":"))
+        return int(line.split()[1]) / 1024
+
+    before = status("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current size, so imports do not count
+    with torch.no_grad():
+        (model.decode_chunked if chunked else model.decode)(latents)
+    print(status("VmHWM") - before)
+
+
+def decode_peak_memory(config: AutoencoderConfig, seconds: list[float]) -> dict[str, list[float]]:
+    """Extra peak memory (MB) of full and chunked decoding of `seconds` of audio, one fresh process each.
+
+    On a CPU the honest measure is the operating system's peak resident size (Linux: VmHWM, reset
+    just before decoding) of a process that does nothing else; on a GPU torch.cuda.max_memory_allocated
+    does the same job.
+    """
+    import subprocess
+    import sys
+
+    out = {"seconds": list(seconds), "full": [], "chunked": []}
+    for s in seconds:
+        for mode in ("full", "chunked"):
+            call = (f"from samod.autoencoder_training import _decode_peak_rss; "
+                    f"_decode_peak_rss({asdict(config)!r}, {int(s * config.latent_rate)}, {mode == 'chunked'})")
+            run = subprocess.run([sys.executable, "-c", call], capture_output=True, text=True, timeout=600)
+            if run.returncode != 0:
+                raise RuntimeError(f"memory measurement failed: {run.stderr.strip()[-500:]}")
+            out[mode].append(float(run.stdout.split()[-1]))
+    return out

@@ -1,0 +1,242 @@
+"""Losses and discriminator of the snake VAE, and its training stage, at toy sizes on CPU."""
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from samod.autoencoder_training import (AutoencoderLossConfig, AutoencoderStage, MultiScaleSTFTDiscriminator,
+                                      ReconstructionLoss, STFTDiscriminator, discriminator_hinge_loss,
+                                      discriminator_optimizer, feature_matching_loss, generator_adversarial_loss,
+                                      generator_optimizer)
+from samod.train import StepBatches, TrainConfig, Trainer, load_weights
+
+
+@pytest.fixture(scope="module")
+def recon():
+    return ReconstructionLoss(AutoencoderLossConfig.tiny())
+
+
+def stereo(samples=4096, seed=0):
+    return torch.randn(2, 2, samples, generator=torch.Generator().manual_seed(seed)) * 0.3  # (B, A, T)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reconstruction loss
+
+def test_reconstruction_loss_zero_when_equal_and_grows_with_noise(recon):
+    real = stereo()
+    noise = stereo(seed=1)
+    assert recon(real, real)[0].item() == 0.0
+    losses = [recon(real + level * noise, real)[0].item() for level in (0.01, 0.1, 1.0)]
+    assert 0 < losses[0] < losses[1] < losses[2]
+
+
+def test_reconstruction_loss_finite_on_silence_and_random_audio(recon):
+    silence, noise = torch.zeros(1, 2, 4096), stereo()[:1]
+    for fake, real in [(silence, silence), (noise, silence), (silence, noise), (noise, noise.flip(-1))]:
+        loss, terms = recon(fake, real)
+        assert math.isfinite(loss.item()) and all(math.isfinite(t.item()) for t in terms.values())
+
+
+def test_all_four_stft_terms_are_used(recon):
+    real = stereo()
+    n = stereo(seed=1)[:, :1] * 0.3  # (B, 1, T): one noise signal
+    # swapped channels: L+R unchanged, L-R only changes sign (same magnitudes): only the L and R terms see it
+    _, swapped = recon(real.flip(1), real)
+    assert swapped["sum_difference"].item() == pytest.approx(0.0, abs=1e-5)
+    assert swapped["left"].item() > 0.1 and swapped["right"].item() > 0.1
+    # the same noise on both channels leaves L-R intact, opposite noise leaves L+R intact: both move the
+    # sum-and-difference term, so the sum and the difference MRSTFTs are each in it
+    _, common = recon(real + torch.cat([n, n], 1), real)
+    _, opposite = recon(real + torch.cat([n, -n], 1), real)
+    assert common["sum_difference"].item() > 0.01 and opposite["sum_difference"].item() > 0.01
+    # noise on the left channel only: the right term stays zero
+    _, left_only = recon(real + torch.cat([n, 0 * n], 1), real)
+    assert left_only["left"].item() > 0.01 and left_only["right"].item() == 0.0
+    # the total is weight * (sd + L/2 + R/2)
+    doubled = ReconstructionLoss(AutoencoderLossConfig(mrstft_weight=2.0))
+    loss, terms = doubled(real + torch.cat([n, -2 * n], 1), real)
+    expected = 2.0 * (terms["sum_difference"] + 0.5 * terms["left"] + 0.5 * terms["right"])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_reconstruction_loss_rejects_bad_shapes(recon):
+    with pytest.raises(ValueError, match="same shape"):
+        recon(torch.zeros(1, 2, 4096), torch.zeros(1, 1, 4096))
+    with pytest.raises(ValueError, match="longer crops"):
+        recon(torch.zeros(1, 2, 1024), torch.zeros(1, 2, 1024))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Discriminator
+
+def test_discriminator_shapes_per_scale_and_gradients():
+    ffts = (2048, 1024, 512, 256, 128)
+    disc = MultiScaleSTFTDiscriminator(ffts, filters=8)
+    audio = stereo(8192).requires_grad_()
+    logits, features = disc(audio)
+    assert len(logits) == len(features) == 5
+    for n_fft, logit, maps in zip(ffts, logits, features):
+        frames = (8192 - n_fft) // (n_fft // 4) + 1
+        bins = [n_fft // 2 + 1]
+        for _ in range(3):  # three convs with stride 2 over frequency, kernel 9, padding 4
+            bins.append((bins[-1] - 1) // 2 + 1)
+        assert logit.shape == (2, 1, frames, bins[-1])
+        assert [m.shape for m in maps] == [(2, 8, frames, f) for f in bins + bins[-1:]]
+    sum(x.sum() for x in logits).backward()
+    assert audio.grad is not None and audio.grad.abs().sum() > 0
+    for name, p in disc.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_discriminator_input_is_the_normalised_complex_stft():
+    scale = STFTDiscriminator(256, filters=4)
+    audio = stereo(2048)
+    z = scale.spectrogram(audio)  # (B, 2A, N, F)
+    window = torch.hann_window(256)
+    left = torch.stft(audio[:, 0], 256, 64, window=window, center=False, return_complex=True)  # (B, F, N)
+    left = left / window.pow(2).sum().sqrt()
+    assert z.shape == (2, 4, 29, 129)
+    assert torch.allclose(z[:, 0], left.real.transpose(1, 2), atol=1e-6)  # channel 0: real part of L
+    assert torch.allclose(z[:, 2], left.imag.transpose(1, 2), atol=1e-6)  # channel 2: imaginary part of L
+
+
+def test_discriminator_weight_norm_and_input_checks():
+    disc = MultiScaleSTFTDiscriminator((256,), filters=4)
+    names = [n for n, _ in disc.named_parameters()]
+    assert any("original0" in n for n in names) and any("original1" in n for n in names)  # g and v
+    with pytest.raises(ValueError, match="at least 256 samples"):
+        disc(torch.zeros(1, 2, 100))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Adversarial losses
+
+def test_hinge_losses_on_hand_made_logits():
+    real = [torch.tensor([2.0, 0.5]), torch.tensor([[1.0]])]
+    fake = [torch.tensor([-2.0, 0.0]), torch.tensor([[0.5]])]
+    # scale 1: mean(relu(1 - [2, .5])) = .25, mean(relu(1 + [-2, 0])) = .5; scale 2: 0 + 1.5
+    assert discriminator_hinge_loss(real, fake).item() == pytest.approx(0.75 + 1.5)
+    assert generator_adversarial_loss(fake).item() == pytest.approx(1.0 - 0.5)  # -(-1) - 0.5
+
+
+def test_feature_matching():
+    real = [[torch.ones(2, 3), torch.zeros(4)], [torch.full((5,), 2.0)]]
+    assert feature_matching_loss(real, real).item() == 0.0
+    fake = [[torch.zeros(2, 3), torch.zeros(4)], [torch.zeros(5)]]
+    # scale 1: mean over layers of (1, 0) = 0.5; scale 2: 2.0; summed over scales
+    assert feature_matching_loss(real, fake).item() == pytest.approx(2.5)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Presets and the stage
+
+def test_presets_match_the_reference_config():
+    paper = AutoencoderLossConfig.paper()
+    assert paper.stft_fft_sizes == (2048, 1024, 512, 256, 128, 64, 32)
+    assert paper.disc_fft_sizes == (2048, 1024, 512, 256, 128) and paper.disc_filters == 64
+    assert (paper.mrstft_weight, paper.adversarial_weight, paper.feature_matching_weight, paper.kl_weight) == \
+        (1.0, 0.1, 5.0, 1e-4)
+    assert AutoencoderLossConfig.tiny().disc_filters == 16 and AutoencoderLossConfig.small().disc_filters == 32
+    gen, disc = generator_optimizer("paper"), discriminator_optimizer("paper")
+    assert (gen.lr, disc.lr, gen.betas, gen.weight_decay) == (1.5e-4, 3e-4, (0.8, 0.99), 1e-3)
+    assert (gen.inv_gamma, gen.power, gen.warmup) == (200_000, 0.5, 0.999)
+    assert generator_optimizer("tiny").warmup == 0.99
+    with pytest.raises(ValueError, match="tiny, small or paper"):
+        generator_optimizer("huge")
+
+
+class DummyAutoencoder(nn.Module):
+    """The autoencoder interface at its smallest: one conv, kl = 0 (but part of the graph)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(2, 2, 3, padding=1)
+
+    def forward(self, audio):  # (B, 2, T) -> reconstruction (B, 2, T), scalar kl
+        y = self.conv(audio)
+        return SimpleNamespace(reconstruction=y, kl=(y ** 2).mean() * 0)
+
+
+def tiny_stage(discriminator_start=0):
+    torch.manual_seed(0)
+    config = AutoencoderLossConfig(disc_filters=4, disc_fft_sizes=(512, 256, 128),
+                                   discriminator_start=discriminator_start)
+    return AutoencoderStage(DummyAutoencoder(), config, generator_optimizer("tiny"),
+                            discriminator_optimizer("tiny"))
+
+
+def test_stage_alternates_generator_and_discriminator():
+    stage = tiny_stage()
+    assert [stage.optimizer_for(s) for s in range(4)] == ["generator", "discriminator"] * 2
+    late = tiny_stage(discriminator_start=3)
+    assert [late.optimizer_for(s) for s in range(6)] == \
+        ["generator"] * 3 + ["discriminator", "generator", "discriminator"]
+    assert set(stage.modules()) == {"autoencoder", "discriminator"} and stage.ema_modules() == ["autoencoder"]
+
+    audio = stereo(4096)
+    name, loss, numbers = stage.training_step({"audio": audio}, 1)  # discriminator step
+    assert name == "discriminator" and "disc/real_logit" in numbers
+    loss.backward()
+    assert stage.autoencoder.conv.weight.grad is None  # only the discriminator learns here
+    assert all(p.grad is not None for p in stage.discriminator.parameters())
+
+    name, loss, numbers = stage.training_step(audio, 2)  # generator step, plain tensor batch
+    assert name == "generator" and {"adversarial", "feature_matching", "kl", "mrstft/left"} <= set(numbers)
+    stage.discriminator.zero_grad()
+    loss.backward()
+    assert stage.autoencoder.conv.weight.grad.abs().sum() > 0
+
+    _, _, warmup_numbers = late.training_step(audio, 0)  # before discriminator_start: no adversarial terms
+    assert "adversarial" not in warmup_numbers
+
+
+def test_stage_trains_end_to_end_with_the_trainer(tmp_path):
+    stage = tiny_stage()
+    audio = torch.randn(4, 2, 8192, generator=torch.Generator().manual_seed(0)) * 0.1
+    dataset = [{"audio": a} for a in audio]
+    trainer = Trainer(stage, TrainConfig(steps=4, log_every=1, progress=False, device="cpu"), tmp_path)
+    before = stage.autoencoder.conv.weight.clone()
+    history = trainer.fit(StepBatches(dataset, batch_size=2))
+    assert trainer.optimizer_steps == {"generator": 2, "discriminator": 2} and trainer.bad_steps == 0
+    last = history[-1]
+    for key in ("loss/generator", "loss/discriminator", "mrstft/sum_difference", "adversarial",
+                "feature_matching", "kl"):
+        assert math.isfinite(last[key]), key
+    assert not torch.equal(stage.autoencoder.conv.weight, before)
+    weights = load_weights(tmp_path / "last.safetensors", "autoencoder")
+    DummyAutoencoder().load_state_dict(weights)
+
+
+def test_recipe_trains_saves_loads_and_scores(tmp_path, monkeypatch):
+    """train_autoencoder on a 4-song corpus with a micro recipe, then load_autoencoder and table5."""
+    from dataclasses import replace
+
+    from data_prep.synth import build_corpus
+    from samod.autoencoder import AutoencoderConfig
+    from samod.autoencoder_training import AutoencoderRecipe, load_autoencoder, table5, train_autoencoder
+    from samod.data import read_metadata
+    from samod.profiles import get_profile
+
+    monkeypatch.setenv("SAMOD_HOME", str(tmp_path))
+    profile = get_profile("tiny")
+    build_corpus(profile.corpus_dir, 9, seed=3, min_seconds=8, max_seconds=12, renderer="tinysoundfont",
+                 progress=False)
+    recipe = replace(AutoencoderRecipe.tiny(), model=AutoencoderConfig(channels=2, latent_dim=4),
+                     losses=replace(AutoencoderRecipe.tiny().losses, disc_filters=2, discriminator_start=2),
+                     steps=4, batch_size=2, crop_samples=8192)
+    with pytest.raises(FileNotFoundError, match="no trained autoencoder"):
+        load_autoencoder(profile)
+    model, history = train_autoencoder(recipe, profile, progress=False)
+    assert [h["step"] for h in history] == [1, 2, 3, 4] and "loss/discriminator" in history[-1]
+    again, history2 = train_autoencoder(recipe, profile, progress=False)  # finished: loads, trains no more
+    assert len(history2) == 4
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not model.training and model.config == recipe.model
+    rows, details = table5(model, read_metadata(profile.corpus_dir / "metadata.jsonl")[:2], seconds=2.0,
+                           start=1.0, progress=False)
+    assert [r["latent_channels"] for r in rows] == [4, None, None]
+    assert rows[2]["si_sdr"] == -80.0 and details[rows[0]["model"]]["n_files"] == 2
