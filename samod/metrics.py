@@ -221,5 +221,30 @@ def write_table(rows: list[dict], path_stem: str | Path, title: str, notes: dict
 
 
 # ---------------------------------------------------------------------------------------------------
-# 4. Generation metrics (paper 1 §4.1, Tables 2-3): FD_openl3, KL_passt, CLAP score. Added later.
+# 4. Retrieval (CLAP, paper 1 §2.4): how well do audio and text embeddings find each other?
+# ---------------------------------------------------------------------------------------------------
+
+def recall_at_k(similarity: torch.Tensor, k: int) -> float:
+    """Share of rows whose matching column (the diagonal) is among the row's k most similar.
+
+    `similarity` is (N, N) with similarity[i, j] = query i vs candidate j and the match of i at j = i
+    (text-to-audio: rows are texts; audio-to-text: pass the transpose). Chance is k / N.
+    """
+    n = similarity.shape[0]
+    if similarity.ndim != 2 or similarity.shape[1] != n:
+        raise ValueError(f"expected a square (queries, candidates) matrix, got {tuple(similarity.shape)}")
+    own = similarity.diagonal()[:, None]  # (N, 1)
+    rank = (similarity > own).sum(dim=1)  # candidates strictly better than the match; ties favour it
+    return float((rank < k).float().mean())
+
+
+def zero_shot_accuracy(audio_embeddings: torch.Tensor, class_embeddings: torch.Tensor,
+                       labels: list[int]) -> float:
+    """Classify each audio embedding (N, E) by its most similar class embedding (K, E); accuracy vs labels."""
+    predicted = (audio_embeddings @ class_embeddings.T).argmax(dim=1)  # (N,)
+    return float((predicted == torch.as_tensor(labels)).float().mean())
+
+
+# ---------------------------------------------------------------------------------------------------
+# 5. Generation metrics (paper 1 §4.1, Tables 2-3): FD_openl3, KL_passt, CLAP score. Added later.
 # ---------------------------------------------------------------------------------------------------
