@@ -211,3 +211,32 @@ def plot_peak_memory(measured: dict):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_similarity(similarity, title: str = "text-audio similarity (held-out songs)"):
+    """Heat map of a (texts, audio) similarity matrix: a bright diagonal means each text finds its song."""
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    image = ax.imshow(np.asarray(similarity), cmap="viridis")
+    ax.set_xlabel("audio of song j")
+    ax.set_ylabel("prompt of song i")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def plot_projection(embeddings, labels: list[int], names: list[str], title: str = "audio embeddings, PCA"):
+    """2-D PCA projection of embeddings (N, E), one colour per class; returns (figure, explained variance)."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T  # (N, 2)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for k, name in enumerate(names):
+        idx = [i for i, label in enumerate(labels) if label == k]
+        if idx:
+            ax.scatter(xy[idx, 0], xy[idx, 1], color=plt.cm.tab20(k % 20), label=name, s=30)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    fig.tight_layout()
+    return fig, (s[:2] ** 2 / (s ** 2).sum()).tolist()

@@ -1,0 +1,627 @@
+"""CLAP: the contrastive text-audio model whose text encoder conditions Stable Audio 2's DiT.
+
+Paper 1 §2.4: "a HTSAT-based audio encoder with fusion and a RoBERTa-based text encoder, both trained
+from scratch on our dataset with a language-audio contrastive loss", following CLAP (Wu et al. 2023,
+LAION-CLAP); the DiT is conditioned on the NEXT-TO-LAST hidden layer of the text encoder: 77 tokens of
+768 numbers, not masked (paper 1 Table 1: 125M parameters, the RoBERTa-base text tower). The reference
+(stable-audio-tools' stable_audio_2_0.json) uses LAION-CLAP's "HTSAT-base" audio encoder with fusion.
+
+The towers are transformers' CLAP classes (ClapModel = ClapTextModel, a RoBERTa, + ClapAudioModel, the
+HTSAT Swin transformer with attentional feature fusion), built from `ClapModelConfig` with random
+weights. What is ours to explain:
+
+- The audio front end (`audio_inputs`), LAION-CLAP's: stereo 44.1 kHz -> mono -> 48 kHz -> log-mel
+  (Hann window, |STFT|^2, HTK mel filters without normalisation, 10 log10). A clip longer than the
+  model's window W (10 s) gives 4 channels: the whole mel squeezed to W (the global view) and 3 random
+  W-long crops, one from each third of the clip (the local views; `is_longer` = True); a shorter clip is
+  repeated to fill W, padded with zeros, and copied 4 times (`is_longer` = False). The fusion block of
+  the audio tower mixes the local views into the global one for the clips marked longer. Written in
+  torch (transformers' ClapFeatureExtractor does the same in numpy, only for 64 mel bins and with
+  numpy's global random state); crops are drawn from a torch.Generator.
+- The tokenizer: no pretrained one may be downloaded, so a byte-level BPE (RoBERTa's scheme and
+  special tokens) is trained on the corpus prompts (`train_clap_tokenizer`). Byte-level: any text,
+  emoji and accents included, encodes without an unknown token.
+- The contrastive loss (`contrastive_loss`), CLIP's symmetric InfoNCE with a learned temperature:
+      logits_at = exp(s) * a_i . t_j   (s = logit_scale_a, initialised to log(1/0.07), kept in [0, log 100])
+      L = ( CE(logits_at, Y) + CE(logits_at^T, Y) ) / 2
+  with Y the targets. Prompts are generated from metadata, so two songs of a batch can get the same
+  prompt ("ambient"): both audios are then right for that text. Y_ij = [prompt_i == prompt_j] / (number
+  of equal prompts), equality ignoring case, spreads the target over them; without duplicates Y = I,
+  plain CLIP.
+
+`ClapEncoder` wraps tokenizer + model; `features(prompts)` is what the DiT consumes. `train_clap`
+trains it on a profile's corpus with the shared Trainer (samod.train). Shapes (glossary): B batch,
+A audio channels (2), T samples, N mel frames, M mel bins, S text tokens (77), H text width,
+P projection width. Taught in notebooks/02_clap.ipynb.
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import (AutoTokenizer, ClapAudioConfig, ClapConfig, ClapModel, ClapTextConfig,
+                          PreTrainedTokenizerBase, RobertaTokenizer)
+
+from samod.audio import load_audio, resample
+from samod.data import SongDataset, build_prompt, prompt_fields, read_metadata, split_records
+from samod.metrics import recall_at_k, zero_shot_accuracy
+from samod.profiles import SAMPLE_RATE, Profile, get_profile
+from samod.train import CHECKPOINT_NAME, OptimizerConfig, StepBatches, Trainer, TrainConfig, load_weights
+
+CLAP_SAMPLE_RATE = 48000  # Hz: LAION-CLAP's audio rate
+PATCH = 4  # HTSAT patch size and stride on the mel "image" (LAION-CLAP)
+CONFIG_NAME = "samod_clap.json"  # our ClapModelConfig, next to transformers' config.json
+WEIGHT_FILES = ["model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"]  # any one will do
+HOLDOUT_EVERY = 4  # CLAP holds out every 4th song (32 of the tiny corpus's 128): enough for retrieval
+ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0..4, as RoBERTa (pad 1, bos 0, eos 2)
+
+
+@dataclass
+class ClapModelConfig:
+    # text encoder (RoBERTa)
+    vocab_size: int = 50265  # rows of the token embedding; the trained BPE may use fewer
+    text_width: int = 768  # H: hidden size, the width of the DiT's text tokens
+    text_layers: int = 12  # transformer layers; the DiT reads the output of layer text_layers - 1
+    text_heads: int = 12  # attention heads
+    text_mlp: int = 3072  # feed-forward width
+    max_tokens: int = 77  # S: prompts are padded / truncated to this many tokens (with <s> and </s>)
+    max_positions: int = 514  # position embeddings (RoBERTa: 512 + 2, ids start after the pad id)
+    # audio front end (LAION-CLAP)
+    mel_bins: int = 64  # M
+    fft_size: int = 1024  # STFT size and Hann window length, at 48 kHz
+    hop_length: int = 480  # 10 ms: 100 mel frames per second
+    f_min: float = 50.0  # Hz, lowest mel filter edge
+    f_max: float = 14000.0  # Hz, highest mel filter edge
+    window_seconds: float = 10.0  # W: the audio tower sees W seconds; longer clips are fused
+    # audio encoder (HTSAT: a Swin transformer on the mel spectrogram folded into a square image)
+    spec_size: int = 256  # side of the square image; the mel is folded into spec_size / mel_bins rows
+    patch_width: int = 128  # channels of the first stage; stage i has patch_width * 2^i
+    depths: tuple[int, ...] = (2, 2, 12, 2)  # Swin blocks per stage (pairs alternate plain / shifted windows)
+    audio_heads: tuple[int, ...] = (4, 8, 16, 32)  # attention heads per stage
+    window_size: int = 8  # Swin attention window (window_size^2 patches)
+    fusion: bool = True  # attentional feature fusion of the global and local views
+    # shared embedding space
+    projection_dim: int = 512  # P: both towers are projected (MLP) to P and L2-normalised
+    logit_scale_init: float = 1 / 0.07  # exp(s) at initialisation (CLIP)
+
+    def __post_init__(self):
+        self.depths, self.audio_heads = tuple(self.depths), tuple(self.audio_heads)
+        if self.text_width % self.text_heads:
+            raise ValueError(f"text_width {self.text_width} must be divisible by text_heads {self.text_heads}")
+        if len(self.depths) != len(self.audio_heads):
+            raise ValueError(f"depths {self.depths} and audio_heads {self.audio_heads} need one entry per stage")
+        for i, heads in enumerate(self.audio_heads):
+            if (self.patch_width * 2 ** i) % heads:
+                raise ValueError(f"stage {i} is {self.patch_width * 2 ** i} wide, not divisible by {heads} heads")
+        if self.spec_size % self.mel_bins or self.spec_size < self.mel_bins:
+            raise ValueError(f"spec_size {self.spec_size} must be a multiple of mel_bins {self.mel_bins}: "
+                             f"the mel is folded into spec_size / mel_bins rows of a square image")
+        if self.window_frames > self.spec_size * self.fold:
+            raise ValueError(f"{self.window_seconds} s is {self.window_frames} mel frames, more than the "
+                             f"{self.spec_size * self.fold} the image holds (spec_size * spec_size / mel_bins); "
+                             f"shorten window_seconds or enlarge spec_size")
+        last_grid = self.spec_size // PATCH // 2 ** (len(self.depths) - 1)
+        if last_grid < self.window_size:
+            raise ValueError(f"the last HTSAT stage sees a {last_grid}x{last_grid} grid, smaller than window_size "
+                             f"{self.window_size} (transformers' Swin needs the window to fit); use "
+                             f"window_size <= {last_grid}, fewer stages or a larger spec_size")
+        if self.max_tokens + 2 > self.max_positions:
+            raise ValueError(f"max_positions must be at least max_tokens + 2 = {self.max_tokens + 2}")
+        if self.vocab_size < 256 + len(ROBERTA_SPECIALS):
+            raise ValueError(f"vocab_size {self.vocab_size} is too small for a byte-level BPE: it needs the 256 "
+                             f"byte symbols and {len(ROBERTA_SPECIALS)} special tokens")
+
+    @property
+    def fold(self) -> int:
+        """How many rows of the square image one mel spectrogram is folded into (4 for LAION-CLAP)."""
+        return self.spec_size // self.mel_bins
+
+    @property
+    def window_frames(self) -> int:
+        """Mel frames of a W-second window (centred STFT: samples // hop + 1; 1001 for 10 s)."""
+        return round(self.window_seconds * CLAP_SAMPLE_RATE) // self.hop_length + 1
+
+    @staticmethod
+    def tiny() -> "ClapModelConfig":
+        # 2-core CPU: 1.25M parameters; batch 16 x 10 s: front end 0.19 s, forward+backward 0.15 s. Every
+        # feature is kept: fusion, 4 Swin stages with shifted windows, 2 RoBERTa layers (next-to-last = layer 1)
+        return ClapModelConfig(vocab_size=1024, text_width=128, text_layers=2, text_heads=4, text_mlp=512,
+                               mel_bins=32, window_seconds=5.0, spec_size=128, patch_width=16,
+                               depths=(2, 2, 2, 2), audio_heads=(1, 2, 4, 8), window_size=4, projection_dim=128)
+
+    @staticmethod
+    def small() -> "ClapModelConfig":
+        # one GPU: a 6-layer, 512-wide RoBERTa and LAION-CLAP's HTSAT-tiny (laion/clap-htsat-fused's tower)
+        return ClapModelConfig(vocab_size=8192, text_width=512, text_layers=6, text_heads=8, text_mlp=2048,
+                               patch_width=96, depths=(2, 2, 6, 2))
+
+    @staticmethod
+    def paper() -> "ClapModelConfig":
+        # RoBERTa-base (124.6M parameters: the paper's 125M) + HTSAT-base with fusion (SAT stable_audio_2_0.json)
+        return ClapModelConfig()
+
+    def to_transformers(self) -> ClapConfig:
+        """The transformers ClapConfig of this model (LAION-CLAP's layout; patch 4, stride 4)."""
+        text = ClapTextConfig(vocab_size=self.vocab_size, hidden_size=self.text_width,
+                              num_hidden_layers=self.text_layers, num_attention_heads=self.text_heads,
+                              intermediate_size=self.text_mlp, max_position_embeddings=self.max_positions,
+                              pad_token_id=1, bos_token_id=0, eos_token_id=2)
+        audio = ClapAudioConfig(num_mel_bins=self.mel_bins, spec_size=self.spec_size, patch_size=PATCH,
+                                patch_stride=[PATCH, PATCH], patch_embeds_hidden_size=self.patch_width,
+                                hidden_size=self.patch_width * 2 ** (len(self.depths) - 1),  # last stage width
+                                depths=list(self.depths), num_attention_heads=list(self.audio_heads),
+                                window_size=self.window_size, enable_fusion=self.fusion)
+        return ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(),
+                          projection_dim=self.projection_dim, logit_scale_init_value=self.logit_scale_init)
+
+    @staticmethod
+    def from_transformers(config: ClapConfig, front_end: dict | None = None) -> "ClapModelConfig":
+        """The inverse of to_transformers; `front_end` is a ClapFeatureExtractor's preprocessor_config.json."""
+        text, audio, fe = config.text_config, config.audio_config, front_end or {}
+        return ClapModelConfig(
+            vocab_size=text.vocab_size, text_width=text.hidden_size, text_layers=text.num_hidden_layers,
+            text_heads=text.num_attention_heads, text_mlp=text.intermediate_size,
+            max_positions=text.max_position_embeddings,
+            mel_bins=fe.get("feature_size", audio.num_mel_bins), fft_size=fe.get("fft_window_size", 1024),
+            hop_length=fe.get("hop_length", 480), f_min=fe.get("frequency_min", 50.0),
+            f_max=fe.get("frequency_max", 14000.0), window_seconds=fe.get("max_length_s", 10.0),
+            spec_size=audio.spec_size, patch_width=audio.patch_embeds_hidden_size, depths=tuple(audio.depths),
+            audio_heads=tuple(audio.num_attention_heads), window_size=audio.window_size,
+            fusion=audio.enable_fusion, projection_dim=config.projection_dim,
+            logit_scale_init=config.logit_scale_init_value)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tokenizer: byte-level BPE trained on the corpus prompts
+
+def corpus_prompts(records: list[dict], draws: int = 32, seed: int = 0) -> list[str]:
+    """`draws` random prompts per record (build_prompt: random fields, order, separators and case)."""
+    generator = torch.Generator().manual_seed(seed)
+    return [build_prompt(record, generator) for _ in range(draws) for record in records]
+
+
+def train_byte_level_bpe(texts: list[str], vocab_size: int, special_tokens: list[str]):
+    """A tokenizers.Tokenizer: byte-level BPE (GPT-2 / RoBERTa) with `special_tokens` as ids 0, 1, ...
+
+    Text is split at spaces and punctuation and written as bytes (each byte one of 256 printable
+    symbols); all 256 are in the vocabulary, so no text is ever out of vocabulary. BPE then merges the
+    most frequent adjacent pair (seen at least twice) into a new token until `vocab_size` tokens.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=special_tokens,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
+    return tokenizer
+
+
+def train_clap_tokenizer(texts: list[str], vocab_size: int, max_tokens: int = 77) -> RobertaTokenizer:
+    """RoBERTa's tokenizer, trained on `texts`: "<s> prompt </s>" then <pad> (id 1) up to max_tokens."""
+    from tokenizers import processors
+
+    tokenizer = train_byte_level_bpe(texts, vocab_size, ROBERTA_SPECIALS)
+    tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))  # <s> text </s>
+    return RobertaTokenizer(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                            cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+                            model_max_length=max_tokens)
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_tokens: int) -> dict[str, torch.Tensor]:
+    """input_ids and attention_mask, (B, S): padded to S = max_tokens; longer prompts are cut, with a warning."""
+    if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+        raise TypeError(f"prompts must be a list of strings (one per batch item), got {type(prompts).__name__}"
+                        + (f" {prompts[:60]!r}: wrap it in a list" if isinstance(prompts, str) else ""))
+    lengths = [len(ids) for ids in tokenizer(list(prompts), verbose=False)["input_ids"]]
+    for prompt, length in zip(prompts, lengths):
+        if length > max_tokens:
+            warnings.warn(f"prompt truncated to {max_tokens} of its {length} tokens (the text encoder never sees "
+                          f"the rest): {prompt[:40]!r}...", stacklevel=3)
+    return dict(tokenizer(list(prompts), padding="max_length", max_length=max_tokens, truncation=True,
+                          return_tensors="pt"))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Audio front end (LAION-CLAP's get_audio_features with "fusion" truncation and "repeatpad" filling)
+
+@lru_cache(maxsize=8)
+def mel_filterbank(mel_bins: int, fft_size: int, f_min: float, f_max: float) -> torch.Tensor:
+    """(M, fft_size // 2 + 1) HTK-scale triangular filters, not area-normalised (torchaudio's defaults)."""
+    import librosa
+
+    return torch.from_numpy(librosa.filters.mel(sr=CLAP_SAMPLE_RATE, n_fft=fft_size, n_mels=mel_bins, fmin=f_min,
+                                                fmax=f_max, htk=True, norm=None)).float()
+
+
+def log_mel(audio_48k: torch.Tensor, config: ClapModelConfig) -> torch.Tensor:
+    """(B, T) mono 48 kHz -> (B, N, M) power mel spectrogram in dB, N = T // hop + 1."""
+    window = torch.hann_window(config.fft_size, device=audio_48k.device)  # periodic Hann
+    filters = mel_filterbank(config.mel_bins, config.fft_size, config.f_min, config.f_max).to(audio_48k.device)
+    with torch.autocast(audio_48k.device.type, enabled=False):  # float32 even in a bf16 training step
+        spectrum = torch.stft(audio_48k.float(), config.fft_size, config.hop_length, window=window, center=True,
+                              pad_mode="reflect", return_complex=True)  # (B, F, N)
+        mel = torch.einsum("mf,bfn->bnm", filters, spectrum.abs() ** 2)  # (B, N, M)
+        return 10 * torch.log10(mel.clamp(min=1e-10))  # dB, floor -100 dB
+
+
+def to_clap_rate(audio_44k: torch.Tensor) -> torch.Tensor:
+    """(B, A, T) at 44.1 kHz -> (B, T') mono at 48 kHz, T' = round(T * 48000 / 44100) (soxr, on the CPU)."""
+    mono = audio_44k.float().mean(dim=1)  # (B, T): the mean of the channels, as SAT's CLAP conditioner
+    length = (mono.shape[1] * CLAP_SAMPLE_RATE + SAMPLE_RATE // 2) // SAMPLE_RATE
+    resampled = resample(mono.detach().cpu().numpy(), SAMPLE_RATE, CLAP_SAMPLE_RATE)[:, :length]  # (B, ~T')
+    resampled = np.pad(resampled, ((0, 0), (0, length - resampled.shape[1])))  # (B, T')
+    return torch.from_numpy(resampled).to(audio_44k.device)
+
+
+def audio_inputs(audio_44k: torch.Tensor, config: ClapModelConfig,
+                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Stereo 44.1 kHz audio (B, A, T) -> the audio tower's inputs.
+
+    Returns input_features (B, 4, N_W, M), N_W = window_frames, and is_longer (B, 1) bool. The crops of
+    long clips are drawn from `generator` (None: torch's global RNG, which the Trainer checkpoints): pass a
+    seeded generator to get the same embedding twice. As LAION-CLAP, when no clip of the batch is longer
+    than W one random clip is marked longer, so that the fusion layers always take part (and get a
+    gradient); its 4 views are then the same mel, which the fusion block merely mixes with itself (so a
+    short clip's embedding depends a little on whether it was the one marked: LAION-CLAP's behaviour).
+    """
+    if audio_44k.ndim != 3 or audio_44k.shape[-1] == 0:
+        raise ValueError(f"expected audio (batch, channels, samples) at {SAMPLE_RATE} Hz with samples > 0, "
+                         f"got shape {tuple(audio_44k.shape)}; add a batch axis with audio[None]")
+    mono = to_clap_rate(audio_44k)  # (B, T')
+    batch, samples = mono.shape
+    window_samples, frames = round(config.window_seconds * CLAP_SAMPLE_RATE), config.window_frames
+    longer = torch.zeros(batch, dtype=torch.bool)  # (B,)
+    mel = None
+    if samples > window_samples:  # fusion: a global view and 3 local crops
+        mel = log_mel(mono, config)  # (B, N, M)
+        positions = mel.shape[1] - frames + 1  # possible crop starts
+        if positions > 1:  # (positions == 1: less than a hop longer than W; the whole mel is the window)
+            global_view = F.interpolate(mel[:, None], size=(frames, config.mel_bins), mode="bilinear",
+                                        align_corners=False)  # (B, 1, N_W, M): the whole clip squeezed
+            thirds = [third if len(third) else np.zeros(1, dtype=int)
+                      for third in np.array_split(np.arange(positions), 3)]  # front, middle, back
+            starts = torch.stack([torch.as_tensor(third)[torch.randint(len(third), (batch,), generator=generator)]
+                                  for third in thirds], dim=1)  # (B, 3)
+            local_views = torch.stack([torch.stack([mel[b, s:s + frames] for s in starts[b].tolist()])
+                                       for b in range(batch)])  # (B, 3, N_W, M)
+            features = torch.cat([global_view, local_views], dim=1)  # (B, 4, N_W, M)
+            longer[:] = True
+    if not longer.any():
+        if mel is None:  # W seconds or shorter: repeat the clip to fill W, then pad with zeros
+            repeated = mono.repeat(1, window_samples // samples)  # (B, k T')
+            mel = log_mel(F.pad(repeated, (0, window_samples - repeated.shape[1])), config)  # (B, N_W, M)
+        features = mel[:, None].expand(-1, 4, -1, -1)  # (B, 4, N_W, M): four copies
+        longer[torch.randint(batch, (1,), generator=generator)] = True
+    return {"input_features": features.contiguous(), "is_longer": longer[:, None].to(mono.device)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# The model: tokenizer + transformers' ClapModel
+
+class ClapEncoder(nn.Module):
+    """CLAP text and audio encoders with their tokenizer and front end; `features` conditions the DiT.
+
+    `model` is a transformers ClapModel (random weights from `config` when not given). Weights are
+    trained by the Trainer through `forward`; the other methods are for use (wrap them in torch.no_grad()
+    and call .eval() when not training: dropout is on in train mode).
+    """
+
+    def __init__(self, config: ClapModelConfig, tokenizer: PreTrainedTokenizerBase, model: ClapModel | None = None):
+        super().__init__()
+        self.config, self.tokenizer = config, tokenizer
+        self.model = model if model is not None else ClapModel(config.to_transformers())
+        rows, pad_id = self.model.config.text_config.vocab_size, self.model.config.text_config.pad_token_id
+        if len(tokenizer) > rows:
+            raise ValueError(f"the tokenizer has {len(tokenizer)} tokens, the text encoder embeds only {rows}; "
+                             f"train the tokenizer with vocab_size <= {rows}")
+        if tokenizer.pad_token_id != pad_id:
+            raise ValueError(f"the tokenizer pads with id {tokenizer.pad_token_id}, the text encoder expects {pad_id} "
+                             f"(RoBERTa's <pad>; position ids count from it): use train_clap_tokenizer")
+
+    @property
+    def width(self) -> int:
+        """H: width of the text features (768 at paper size)."""
+        return self.config.text_width
+
+    @property
+    def max_tokens(self) -> int:
+        """S: text tokens per prompt (77)."""
+        return self.config.max_tokens
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.logit_scale_a.device
+
+    def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        """input_ids, attention_mask (B, S) on the model's device; see `tokenize`."""
+        return {k: v.to(self.device) for k, v in tokenize(self.tokenizer, prompts, self.max_tokens).items()}
+
+    def audio_inputs(self, audio_44k: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        """input_features (B, 4, N_W, M) and is_longer (B, 1); see `audio_inputs`."""
+        return audio_inputs(audio_44k.to(self.device), self.config, generator)
+
+    def forward(self, input_ids, attention_mask, input_features, is_longer):
+        """(audio embeddings (B, P), text embeddings (B, P), both L2-normalised; exp(s), the logit scale).
+
+        One call of ClapModel.forward, so that DDP sees every trained parameter used. The scale is
+        logit_scale_a, used in both directions as LAION-CLAP does (logit_scale_t is kept, frozen, only
+        so that checkpoints stay in transformers' layout).
+        """
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, input_features=input_features,
+                         is_longer=is_longer)
+        return out.audio_embeds, out.text_embeds, self.model.logit_scale_a.exp()
+
+    def audio_embeddings(self, audio_44k: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, A, T) stereo 44.1 kHz -> (B, P) unit-norm embeddings (crops of clips longer than W from `generator`)."""
+        return self.model.get_audio_features(**self.audio_inputs(audio_44k, generator)).pooler_output
+
+    def text_embeddings(self, prompts: list[str]) -> torch.Tensor:
+        """B prompts -> (B, P) unit-norm embeddings (the RoBERTa pooler of <s>, projected)."""
+        return self.model.get_text_features(**self.tokenize(prompts)).pooler_output
+
+    def text_features(self, prompts: list[str]) -> torch.Tensor:
+        """(B, S, H): the next-to-last hidden layer of the text encoder (paper 1 §2.4; SAT feature_layer_ix -2).
+
+        The encoder masks padding inside its attention (LAION-CLAP and SAT pass the tokenizer's mask), but
+        every position, padding included, has a feature and none is zeroed. An empty prompt is
+        "<s></s>" followed by 75 pads: a valid, prompt-independent context (not a zero one).
+        """
+        out = self.model.text_model(**self.tokenize(prompts), output_hidden_states=True)
+        return out.hidden_states[-2]  # (B, S, H); hidden_states[0] is the embedding layer
+
+    def features(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The DiT's text conditioning: ((B, S, H) text features, (B, S) mask), all True: not masked."""
+        features = self.text_features(prompts)
+        return features, torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+
+    # -- files ----------------------------------------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        """Write transformers' layout (config.json, model.safetensors, tokenizer files) plus samod_clap.json."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.config.save_pretrained(folder)
+        save_file({k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                  str(folder / "model.safetensors"), metadata={"format": "pt"})
+        self.tokenizer.save_pretrained(folder)
+        (folder / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "ClapEncoder":
+        """A ClapEncoder written by `save`, in eval mode."""
+        folder = Path(folder)
+        require_files(folder, [[CONFIG_NAME], ["model.safetensors"], ["tokenizer.json"]], "ClapEncoder.save")
+        config = ClapModelConfig(**json.loads((folder / CONFIG_NAME).read_text()))
+        encoder = cls(config, AutoTokenizer.from_pretrained(folder, local_files_only=True))
+        encoder.model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        return encoder.eval()
+
+    @classmethod
+    def from_pretrained_local(cls, folder: str | Path) -> "ClapEncoder":
+        """A transformers CLAP checkpoint on disk (e.g. laion/clap-htsat-fused, downloaded by you), in eval mode.
+
+        The front end follows the folder's preprocessor_config.json when there is one (LAION-CLAP's
+        defaults otherwise). Nothing is downloaded: every file must be in `folder`.
+        """
+        folder = Path(folder)
+        require_files(folder, [["config.json"], WEIGHT_FILES, ["tokenizer.json", "vocab.json"]],
+                      "ClapModel.save_pretrained + tokenizer.save_pretrained")
+        model = ClapModel.from_pretrained(folder, local_files_only=True)
+        front_end = folder / "preprocessor_config.json"
+        config = ClapModelConfig.from_transformers(
+            model.config, json.loads(front_end.read_text()) if front_end.exists() else None)
+        return cls(config, AutoTokenizer.from_pretrained(folder, local_files_only=True), model).eval()
+
+
+def require_files(folder: Path, groups: list[list[str]], writer: str) -> None:
+    """Raise FileNotFoundError naming, for each group of alternatives, the ones of which none is in `folder`."""
+    missing = [" or ".join(group) for group in groups if not any((folder / name).exists() for name in group)]
+    if missing:
+        raise FileNotFoundError(f"{folder} lacks {'; '.join(missing)}: expected a folder written by {writer}"
+                                f" (nothing is downloaded; copy the files there yourself)")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The contrastive loss
+
+def positive_targets(prompts: list[str]) -> torch.Tensor:
+    """(B, B) targets Y: Y_ij = [prompt_i == prompt_j] / #{k: prompt_k == prompt_i}; rows sum to 1.
+
+    Prompts are compared ignoring case: build_prompt changes case at random, so "METAL" and "metal"
+    say the same thing, and neither should be taught to be wrong for the other's audio.
+    """
+    keys = [prompt.casefold() for prompt in prompts]
+    index = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    ids = torch.tensor([index[key] for key in keys])  # (B,) one id per distinct prompt
+    same = (ids[:, None] == ids[None, :]).float()  # (B, B), the identity when all prompts differ
+    return same / same.sum(dim=1, keepdim=True)
+
+
+def contrastive_loss(audio_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor,
+                     prompts: list[str]) -> torch.Tensor:
+    """Symmetric InfoNCE with multi-positive targets (module docstring), in float32.
+
+    audio_embeds, text_embeds: (B, P) unit vectors, row i of each from the same training pair;
+    logit_scale: exp(s); prompts: the B texts (equal texts are all right for each other's audio).
+    """
+    logits_at = logit_scale.float() * audio_embeds.float() @ text_embeds.float().T  # (B, B): audio i vs text j
+    targets = positive_targets(prompts).to(logits_at.device)  # (B, B), symmetric
+    return (F.cross_entropy(logits_at, targets) + F.cross_entropy(logits_at.T, targets)) / 2
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training: the Stage, the recipe per profile, train / load
+
+class ClapStage:
+    """train.Stage of CLAP: one AdamW over both towers; a batch is a dict with "audio" (B, A, T) and "prompt"."""
+
+    def __init__(self, encoder: ClapEncoder, optimizer: OptimizerConfig):
+        self.encoder = encoder  # the plain module, for tokenizing and the front end
+        self.clap = encoder  # what the Trainer trains (replaced by a DDP wrapper under torchrun)
+        self.optimizer = optimizer
+        encoder.model.logit_scale_t.requires_grad_(False)  # unused: LAION-CLAP's loss uses logit_scale_a only
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"clap": self.clap}
+
+    def optimizers(self) -> dict[str, tuple]:
+        return {"clap": ([p for p in self.encoder.parameters() if p.requires_grad], self.optimizer)}
+
+    def ema_modules(self) -> list[str]:
+        return ["clap"]
+
+    def training_step(self, batch: dict, step: int) -> tuple[str, torch.Tensor, dict[str, float]]:
+        prompts = list(batch["prompt"])
+        with torch.no_grad():  # LAION-CLAP clamps after every optimizer step: the temperature stays >= 0.01
+            self.encoder.model.logit_scale_a.clamp_(0, math.log(100))
+        inputs = self.encoder.audio_inputs(batch["audio"])  # crops from the global RNG (resumable)
+        audio_embeds, text_embeds, logit_scale = self.clap(**self.encoder.tokenize(prompts), **inputs)
+        loss = contrastive_loss(audio_embeds, text_embeds, logit_scale, prompts)
+        with torch.no_grad():  # how often each audio's nearest text is one of its right texts
+            best = (audio_embeds @ text_embeds.T).argmax(dim=1)  # (B,)
+            accuracy = (positive_targets(prompts)[torch.arange(len(prompts)), best.cpu()] > 0).float().mean()
+        return "clap", loss, {"logit_scale": logit_scale.item(), "batch_accuracy": accuracy.item(),
+                              "distinct_prompts": len(set(prompts)) / len(prompts)}
+
+
+@dataclass
+class ClapRecipe:
+    model: ClapModelConfig  # the architecture
+    optimizer: OptimizerConfig  # AdamW + InverseLR
+    steps: int  # training steps
+    batch_size: int  # pairs per step; every other pair of the batch is a negative
+    crop_seconds: float  # SongDataset windows (44.1 kHz); longer than model.window_seconds, so fused
+    prompt_draws: int  # prompts drawn per training song to train the tokenizer
+    ema_decay: float  # EMA of the weights (paper 1 §3: every model keeps one)
+
+    @staticmethod
+    def tiny() -> "ClapRecipe":
+        # about 2 minutes on 2 CPU cores (~0.6 s a step with loading): the loss falls from log 16 = 2.77 to
+        # ~2.2 (batch top-1 0.2, chance 0.06). lr 1e-3 learns less, 3e-3 collapses to the chance loss
+        return ClapRecipe(ClapModelConfig.tiny(), OptimizerConfig(lr=5e-4, betas=(0.9, 0.98), weight_decay=1e-3,
+                                                                  warmup=0.9), steps=240, batch_size=16,
+                          crop_seconds=10.0, prompt_draws=32, ema_decay=0.99)
+
+    @staticmethod
+    def small() -> "ClapRecipe":
+        return ClapRecipe(ClapModelConfig.small(), OptimizerConfig(lr=1e-4, betas=(0.9, 0.98), weight_decay=1e-3,
+                                                                   warmup=0.99), steps=20_000, batch_size=64,
+                          crop_seconds=20.0, prompt_draws=64, ema_decay=0.999)
+
+    @staticmethod
+    def paper() -> "ClapRecipe":
+        # paper 1 §3: AdamW, base lr 1e-5, weight decay 1e-3, exponential warm-up and inverse decay (SAT's
+        # InverseLR as in stable_audio_2_0.json), EMA. Batch size and steps are not published: ours.
+        return ClapRecipe(ClapModelConfig.paper(), OptimizerConfig(lr=1e-5, betas=(0.9, 0.999), weight_decay=1e-3,
+                                                                   inv_gamma=1e6, power=0.5, warmup=0.99),
+                          steps=200_000, batch_size=256, crop_seconds=20.0, prompt_draws=64, ema_decay=0.9999)
+
+    @staticmethod
+    def for_profile(name: str) -> "ClapRecipe":
+        return {"tiny": ClapRecipe.tiny, "small": ClapRecipe.small, "paper": ClapRecipe.paper}[get_profile(name).name]()
+
+
+def train_clap(recipe: ClapRecipe | None = None, profile: Profile | None = None,
+               progress: bool = True) -> tuple[ClapEncoder, list[dict]]:
+    """Train (or resume, or just load a finished run of) CLAP on the training split of a profile's corpus.
+
+    The tokenizer is trained first on `prompt_draws` prompts per training song and saved; the model
+    then trains on (audio window, prompt) pairs of SongDataset. Checkpoints go to
+    <profile>/checkpoints/clap/; returns the encoder with its EMA weights, in eval mode, and the history.
+    """
+    profile = profile or get_profile()
+    recipe = recipe or ClapRecipe.for_profile(profile.name)
+    folder = profile.checkpoint_dir / "clap"
+    folder.mkdir(parents=True, exist_ok=True)
+    training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"), every=HOLDOUT_EVERY)
+    if (folder / "tokenizer.json").exists():  # resuming: the tokenizer the weights were trained with
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    else:
+        tokenizer = train_clap_tokenizer(corpus_prompts(training, recipe.prompt_draws, profile.seed),
+                                         recipe.model.vocab_size, recipe.model.max_tokens)
+        tokenizer.save_pretrained(folder)
+    (folder / CONFIG_NAME).write_text(json.dumps(asdict(recipe.model), indent=1))
+    dataset = SongDataset(training, window_seconds=recipe.crop_seconds, seed=profile.seed)
+    batches = StepBatches(dataset, recipe.batch_size, seed=profile.seed)
+    torch.manual_seed(profile.seed)
+    stage = ClapStage(ClapEncoder(recipe.model, tokenizer), recipe.optimizer)
+    config = TrainConfig(steps=recipe.steps, ema_decay=recipe.ema_decay, checkpoint_every=max(recipe.steps // 4, 1),
+                         log_every=1, seed=profile.seed, progress=progress, desc="clap")
+    history = Trainer(stage, config, folder).fit(batches)
+    return load_clap(profile), history
+
+
+def load_clap(profile: Profile | None = None, ema: bool = True) -> ClapEncoder:
+    """The trained CLAP of a profile (EMA weights by default), in eval mode; a clear error if none."""
+    profile = profile or get_profile()
+    folder = profile.checkpoint_dir / "clap"
+    if not (folder / CHECKPOINT_NAME).exists():
+        raise FileNotFoundError(f"no trained CLAP in {folder}: run notebooks/02_clap.ipynb or "
+                                f"samod.clap.train_clap() at profile {profile.name!r}")
+    config = ClapModelConfig(**json.loads((folder / CONFIG_NAME).read_text()))
+    encoder = ClapEncoder(config, AutoTokenizer.from_pretrained(folder, local_files_only=True))
+    encoder.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "clap", ema=ema))
+    return encoder.eval()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Evaluation: retrieval and zero-shot genre classification on held-out songs
+
+
+
+def genre_prompts(genre: str) -> list[str]:
+    """The zero-shot class prompts of a genre, in the forms training prompts take; their embeddings are averaged."""
+    return [f"Genre: {genre}", genre, f"genre: {genre}", f"GENRE: {genre.upper()}"]
+
+
+def evaluation_prompt(record: dict) -> str:
+    """The full metadata of a song as one prompt, fields named (one of the training formats)."""
+    fields = prompt_fields(record)
+    return "|".join(f"{name}: {', '.join(v) if isinstance(v, list) else v}" for name, v in fields.items())
+
+
+@torch.no_grad()
+def evaluate_clap(encoder: ClapEncoder, records: list[dict], crop_seconds: float, genres: list[str],
+                  batch_size: int = 16, seed: int = 0) -> dict:
+    """Text-to-audio and audio-to-text Recall@1/@10 and zero-shot genre accuracy on `records`.
+
+    Each song is represented by `crop_seconds` from its middle and by `evaluation_prompt`; genres are
+    classified by the most similar genre embedding (the mean over `genre_prompts`, in the forms the
+    prompts of training take). Returns the numbers, their chance
+    levels, the (text, audio) similarity matrix and the embeddings.
+    """
+    encoder.eval()
+    generator = torch.Generator().manual_seed(seed)
+    audio_embeds = []
+    for i in range(0, len(records), batch_size):
+        batch = [torch.from_numpy(load_audio(r["audio_path"], start=max(0.0, (r["seconds"] - crop_seconds) / 2),
+                                             seconds=crop_seconds)) for r in records[i:i + batch_size]]
+        n = int(crop_seconds * SAMPLE_RATE)
+        batch = torch.stack([F.pad(a, (0, n - a.shape[1]))[:, :n] for a in batch])  # (B, 2, T)
+        audio_embeds.append(encoder.audio_embeddings(batch, generator=generator))
+    audio_embeds = torch.cat(audio_embeds)  # (N, E)
+    prompts = [evaluation_prompt(r) for r in records]
+    text_embeds = encoder.text_embeddings(prompts)  # (N, E)
+    similarity = text_embeds @ audio_embeds.T  # (texts, audio)
+    genre_embeds = torch.stack([F.normalize(encoder.text_embeddings(genre_prompts(g)).mean(dim=0), dim=0)
+                                for g in genres])  # (K, E): mean over prompt forms, as CLIP's prompt ensembles
+    labels = [genres.index(r["genre"]) for r in records]
+    n = len(records)
+    return {"n_songs": n, "n_genres": len(genres),
+            "text_to_audio_r1": recall_at_k(similarity, 1), "text_to_audio_r10": recall_at_k(similarity, 10),
+            "audio_to_text_r1": recall_at_k(similarity.T, 1), "audio_to_text_r10": recall_at_k(similarity.T, 10),
+            "zero_shot_genre_accuracy": zero_shot_accuracy(audio_embeds, genre_embeds, labels),
+            "chance_r1": 1 / n, "chance_r10": min(10 / n, 1.0), "chance_genre": 1 / len(genres),
+            "similarity": similarity, "audio_embeddings": audio_embeds, "labels": labels, "prompts": prompts}
