@@ -1,5 +1,4 @@
 """The profile switch: SAMOD_PROFILE picks the sizes, SAMOD_HOME where artifacts live."""
-from pathlib import Path
 
 import pytest
 
