@@ -389,14 +389,7 @@ class ClapEncoder(nn.Module):
 
     def save(self, folder: str | Path) -> Path:
         """Write transformers' layout (config.json, model.safetensors, tokenizer files) plus samod_clap.json."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.model.config.save_pretrained(folder)
-        save_file({k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-                  str(folder / "model.safetensors"), metadata={"format": "pt"})
-        self.tokenizer.save_pretrained(folder)
-        (folder / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=1))
-        return folder
+        return save_transformers_folder(folder, self.model, self.tokenizer, self.config, CONFIG_NAME)
 
     @classmethod
     def load(cls, folder: str | Path) -> "ClapEncoder":
@@ -423,6 +416,19 @@ class ClapEncoder(nn.Module):
         config = ClapModelConfig.from_transformers(
             model.config, json.loads(front_end.read_text()) if front_end.exists() else None)
         return cls(config, AutoTokenizer.from_pretrained(folder, local_files_only=True), model).eval()
+
+
+def save_transformers_folder(folder: str | Path, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
+                             config, config_name: str) -> Path:
+    """Write a transformers model folder (config.json, model.safetensors, tokenizer files) plus samod's config."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(folder)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}  # clone: untie shared tensors
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    tokenizer.save_pretrained(folder)
+    (folder / config_name).write_text(json.dumps(asdict(config), indent=1))
+    return folder
 
 
 def require_files(folder: Path, groups: list[list[str]], writer: str) -> None:

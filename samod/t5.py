@@ -23,15 +23,15 @@ mask (B, N) bool)` and the attributes `width` and `max_tokens`. Shapes (glossary
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
-from samod.clap import WEIGHT_FILES, require_files, tokenize, train_byte_level_bpe
+from samod.clap import WEIGHT_FILES, require_files, save_transformers_folder, tokenize, train_byte_level_bpe
 
 CONFIG_NAME = "samod_t5.json"
 T5_SPECIALS = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2 as in T5 (pad 0, eos 1)
@@ -118,14 +118,7 @@ class T5Conditioner(nn.Module):
 
     def save(self, folder: str | Path) -> Path:
         """Write transformers' layout (config.json, model.safetensors, tokenizer files) plus samod_t5.json."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.model.config.save_pretrained(folder)
-        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}  # clone: untie shared
-        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-        self.tokenizer.save_pretrained(folder)
-        (folder / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=1))
-        return folder
+        return save_transformers_folder(folder, self.model, self.tokenizer, self.config, CONFIG_NAME)
 
     @classmethod
     def load(cls, folder: str | Path) -> "T5Conditioner":
