@@ -278,16 +278,21 @@ class Autoencoder(nn.Module):
         return torch.cat(out, dim=-1)[..., :samples]  # (B, A, L * n)
 
     @torch.no_grad()
-    def encode_chunked(self, audio: torch.Tensor, generator: torch.Generator | None = None,
-                       sample: bool = True) -> torch.Tensor:
-        """`encode` in overlapping chunks (in latent frames, as decode_chunked); bounded memory."""
+    def encode_distribution_chunked(self, audio: torch.Tensor) -> torch.Tensor:
+        """`encode_distribution` in overlapping chunks (in latent frames, as decode_chunked); bounded memory."""
         audio = self.pad(self._check_audio(audio))  # (B, A, L * n)
         n = self.config.downsampling
         parts = []
         for start, keep_from, keep_to in self._chunks(audio.shape[-1] // n):
             h = self.encoder(audio[..., start * n:(start + self.config.chunk_latents) * n])  # (B, 2D, chunk)
             parts.append(h[..., keep_from - start:keep_to - start])
-        latents, mean, _, _ = vae_bottleneck(torch.cat(parts, dim=-1), generator)
+        return torch.cat(parts, dim=-1)  # (B, 2D, L)
+
+    @torch.no_grad()
+    def encode_chunked(self, audio: torch.Tensor, generator: torch.Generator | None = None,
+                       sample: bool = True) -> torch.Tensor:
+        """`encode` in overlapping chunks (in latent frames, as decode_chunked); bounded memory."""
+        latents, mean, _, _ = vae_bottleneck(self.encode_distribution_chunked(audio), generator)
         return latents if sample else mean
 
     def num_parameters(self) -> int:

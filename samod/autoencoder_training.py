@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import auraloss
 import torch
@@ -349,6 +350,11 @@ def train_autoencoder(recipe: AutoencoderRecipe | None = None, profile: Profile 
                          log_every=1, seed=profile.seed, progress=progress, desc="autoencoder")
     history = Trainer(stage, config, folder).fit(lambda step: batches(step)["audio"])
     return load_autoencoder(profile), history
+
+
+def autoencoder_checkpoint(profile: Profile | None = None) -> Path:
+    """The path of the trained VAE checkpoint of a profile (it may not exist yet)."""
+    return (profile or get_profile()).checkpoint_dir / "autoencoder" / CHECKPOINT_NAME
 
 
 def load_autoencoder(profile: Profile | None = None, ema: bool = True) -> Autoencoder:

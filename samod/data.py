@@ -14,7 +14,12 @@ zero-padded at the end, and the timing conditioning values `seconds_start` / `se
 §2.3, as in stable-audio-tools) come with every item. Files that cannot be used (corrupt, empty,
 unreadable, silent) are skipped with a one-line reason and never stop a training run.
 
-Shapes: audio is (audio channels = 2, samples). Taught in notebooks/00_data.ipynb.
+`LatentDataset` is the same for the diffusion transformer, in latent space: windows of the songs'
+VAE posteriors cached by data_prep/encode.py, a fresh posterior sample per item, padded at the end
+with the VAE's encoding of silence (what zero-padded audio becomes in latent space).
+
+Shapes: audio is (audio channels = 2, samples), latents (D latent channels, L frames).
+Taught in notebooks/00_data.ipynb (audio) and notebooks/04_diffusion_training.ipynb (latents).
 """
 from __future__ import annotations
 
@@ -295,3 +300,92 @@ class SongDataset(Dataset):
             raise AudioError(f"no usable audio file: all {len(bad)} files of this dataset are unusable "
                              f"(listed above); check the corpus folder, or re-render it")
         return bad
+
+
+# ----------------------------------------------------------------------------------------------------
+# Latent windows for the diffusion transformer (cache written by data_prep/encode.py)
+
+LATENT_INDEX = "index.jsonl"  # one record per encoded song: corpus metadata + latent_path + frames
+LATENT_INFO = "info.json"  # the autoencoder the cache was made with
+SILENCE_LATENT = "silence.safetensors"  # mean, std (D,) of the VAE posterior of silence
+
+
+class LatentDataset(Dataset):
+    """Training windows of cached VAE latents with prompts and timing conditioning.
+
+    Item i is a dict:
+        latents        float32 tensor (D, window_frames): a posterior sample mean + std * noise of the
+                       window, padded at the end with samples of the silence posterior
+        padding_mask   bool tensor (window_frames,): True on frames that come from the song
+        seconds_start  float: window start in seconds (start frame / latent rate)
+        seconds_total  int: ceil(song seconds), as SongDataset
+        prompt         str: `build_prompt(record)`
+        id             the record's id
+
+    Crops, noise and prompts come from the item's generator (seed, epoch, index), as SongDataset:
+    an item is reproducible, which exact resumption of training relies on.
+    """
+
+    def __init__(self, cache_dir: str | Path, window_frames: int, seed: int = 0, random_crop: bool = True,
+                 records: list[dict] | None = None):
+        from safetensors.torch import load_file
+        cache_dir = Path(cache_dir)
+        if not (cache_dir / LATENT_INDEX).exists():
+            raise FileNotFoundError(f"no latent cache in {cache_dir}: encode the corpus first with "
+                                    f"`python -m data_prep.encode` (or data_prep.encode.encode_profile())")
+        if window_frames < 1:
+            raise ValueError(f"window_frames must be at least 1, got {window_frames}")
+        self.cache_dir = cache_dir
+        self.info = json.loads((cache_dir / LATENT_INFO).read_text())
+        self.records = records if records is not None else [
+            json.loads(line) for line in (cache_dir / LATENT_INDEX).read_text(encoding="utf-8").splitlines() if line]
+        if not self.records:
+            raise ValueError(f"{cache_dir / LATENT_INDEX} lists no songs")
+        silence = load_file(str(cache_dir / SILENCE_LATENT))
+        self.silence_mean, self.silence_std = silence["mean"], silence["std"]  # (D,) each
+        self.latent_rate = float(self.info["latent_rate"])
+        self.window_frames, self.seed, self.random_crop, self.epoch = window_frames, seed, random_crop, 0
+        self._posteriors: dict[str, dict[str, torch.Tensor]] = {}  # loaded on first use, kept in memory
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.info["latent_channels"])
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    item_generator = SongDataset.item_generator
+
+    def posterior(self, record: dict) -> dict[str, torch.Tensor]:
+        from safetensors.torch import load_file
+        key = record["latent_path"]
+        if key not in self._posteriors:
+            self._posteriors[key] = load_file(str(self.cache_dir / key))  # mean, std (D, L)
+        return self._posteriors[key]
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self.records):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self.records)} songs")
+        record, generator = self.records[index], self.item_generator(index)
+        u = torch.rand(1, generator=generator).item()
+        prompt = build_prompt(record, generator)
+        post = self.posterior(record)
+        frames, window = post["mean"].shape[1], self.window_frames
+        start = int(u * max(frames - window, 0)) if self.random_crop else 0
+        n_valid = min(window, frames - start)
+        mean = self.silence_mean[:, None].repeat(1, window)  # (D, W): silence everywhere ...
+        std = self.silence_std[:, None].repeat(1, window)
+        mean[:, :n_valid] = post["mean"][:, start:start + n_valid]  # ... except where the song is
+        std[:, :n_valid] = post["std"][:, start:start + n_valid]
+        noise = torch.randn(mean.shape, generator=generator)  # (D, W)
+        return {
+            "latents": mean + std * noise,  # (D, W): z0, a posterior sample
+            "padding_mask": torch.arange(window) < n_valid,  # (W,)
+            "seconds_start": start / self.latent_rate,
+            "seconds_total": math.ceil(float(record["seconds"])),
+            "prompt": prompt,
+            "id": record.get("id", record["latent_path"]),
+        }

@@ -24,6 +24,7 @@ Taught in notebooks/01_autoencoder.ipynb (the first stage trained with it).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -399,6 +400,15 @@ class Trainer:
                           f" (or the RNG states are missing): "
                           f"the RNG is re-seeded, so the run continues but not bit-identically")
             torch.manual_seed(self.config.seed + self.rank + 1_000_003 * self.step)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file: ties a derived artifact (latent cache, DiT) to the exact checkpoint it came from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_checkpoint_metadata(path: str | Path) -> dict:

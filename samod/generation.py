@@ -1,0 +1,197 @@
+"""Text to music in one call: prompt -> text tokens -> DiT sampling in latent space -> VAE decoding -> audio.
+
+Paper 1 (Stable Audio 2) §2 puts the three trained parts together (Figure 2): the text encoder turns
+the prompt into tokens, the DiT (samod/dit.py) denoises a whole window of latents conditioned on them
+and on the timing (seconds_start = 0, seconds_total = the requested length), DPM-Solver++ with
+classifier-free guidance drives the denoising (samod/sampler.py), and the VAE decoder turns the latents
+into 44.1 kHz stereo. Variable length (§2.3): the model always generates its full window and writes
+silence after seconds_total; the silence is trimmed. Audio-to-audio (SAO §2): the init audio is
+encoded and noised to a lower sigma_max instead of starting from pure noise.
+
+    import samod
+    audio = samod.generate("Genre: Jazz|Instruments: Piano, Bass", seconds=20, seed=0)   # (2, samples)
+    samod.save_generation("jazz.flac", audio)
+
+`samod.generate` uses the trained models of the active profile (SAMOD_PROFILE); `Pipeline` holds
+them for repeated calls and for other models (samod.pretrained for Stable Audio Open). The same seed
+gives the same audio. Shapes (glossary): B batch, A audio channels, T samples, D latent channels,
+L latent frames. Taught in notebooks/05_sampling.ipynb.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from samod.audio import save_audio
+from samod.autoencoder import Autoencoder
+from samod.diffusion import DiffusionModel
+from samod.profiles import SAMPLE_RATE, Profile, get_profile
+from samod.sampler import SAMPLERS, Denoiser, get_sigmas, sample
+
+DEFAULTS = {"steps": 100, "cfg_scale": 7.0, "sigma_max": 500.0, "sigma_min": 0.3,
+            "sampler": "dpmpp-3m-sde"}  # Stable Audio Open's defaults (SAT generate_diffusion_cond)
+
+
+@dataclass
+class Pipeline:
+    """The three trained parts and the window they were trained on."""
+    autoencoder: Autoencoder  # latents <-> audio
+    model: DiffusionModel  # timing conditioners + DiT: v_theta
+    text_encoder: nn.Module  # features(prompts) -> (tokens (B, S, E), mask); CLAP (SA2) or T5 (SAO)
+    window_frames: int  # L: latent frames generated per call (the training window)
+    description: dict = field(default_factory=dict)  # what the model is (diffusion.json)
+    last_timing: dict = field(default_factory=dict)  # seconds spent in the last call: text, sampling, decoding
+
+    @property
+    def latent_rate(self) -> float:
+        return self.autoencoder.config.latent_rate
+
+    @property
+    def window_seconds(self) -> float:
+        """Longest audio one call can generate: window_frames / latent rate."""
+        return self.window_frames / self.latent_rate
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device) -> "Pipeline":
+        for part in (self.autoencoder, self.model, self.text_encoder):
+            part.to(device)
+        return self
+
+    def check(self, prompts: list[str], seconds: float, steps: int, cfg_scale: float, sampler: str) -> None:
+        """Validate a request; every error says what is allowed."""
+        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+            raise ValueError("the prompt is empty: describe the music, e.g. 'Genre: Jazz|Instruments: Piano' "
+                             "(an empty context is what classifier-free guidance uses as 'unconditional')")
+        if not 0 < seconds <= self.window_seconds + 1e-6:
+            raise ValueError(f"seconds must be in (0, {self.window_seconds:.2f}] for this model (its window is "
+                             f"{self.window_frames} latent frames), got {seconds}")
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive integer (Stable Audio Open uses 100), got {steps!r}")
+        if cfg_scale < 0:
+            raise ValueError(f"cfg_scale must be >= 0 (0: unconditional, 1: no guidance, 7: SAO's default), "
+                             f"got {cfg_scale}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+
+    @torch.no_grad()
+    def generate_latents(self, prompts: list[str], seconds: float, steps: int = DEFAULTS["steps"],
+                         cfg_scale: float = DEFAULTS["cfg_scale"], seed: int = 0, sampler: str = DEFAULTS["sampler"],
+                         sigma_max: float = DEFAULTS["sigma_max"], sigma_min: float = DEFAULTS["sigma_min"],
+                         cfg_rescale: float = 0.0, init_latents: torch.Tensor | None = None,
+                         init_noise_level: float | None = None, progress: bool = True,
+                         callback=None) -> torch.Tensor:
+        """prompts -> (B, D, window_frames) latents; see `generate` for the arguments."""
+        self.check(prompts, seconds, steps, cfg_scale, sampler)
+        started = time.perf_counter()
+        device, b = self.device, len(prompts)
+        text, _ = self.text_encoder.features(prompts)  # (B, S, E)
+        zeros = torch.zeros(b, device=device)
+        cond = self.model.condition(text.to(device).float(), zeros, torch.full((b,), float(seconds), device=device))
+        uncond = {"context": torch.zeros_like(cond["context"]), "global_cond": cond["global_cond"]}
+        denoiser = Denoiser(self.model, cond, uncond, cfg_scale=cfg_scale, cfg_rescale=cfg_rescale)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        shape = (b, self.model.config.latent_channels, self.window_frames)
+        noise = torch.randn(shape, generator=generator, device=device)  # (B, D, L)
+        if init_latents is None:
+            sigmas = get_sigmas(steps, sigma_max, sigma_min).to(device)
+            x = sigmas[0] * noise  # start from pure noise at sigma_max
+        else:  # audio-to-audio: the init latents noised to init_noise_level, then the same sampler
+            level = init_noise_level if init_noise_level is not None else 1.0
+            if not sigma_min < level:
+                raise ValueError(f"init_noise_level must exceed sigma_min = {sigma_min}, got {level}")
+            sigmas = get_sigmas(steps, level, sigma_min).to(device)
+            x = init_latents.to(device) + sigmas[0] * noise
+        text_done = time.perf_counter()
+        latents = sample(denoiser, x, sigmas, sampler=sampler, generator=generator, progress=progress,
+                         callback=callback)
+        self.last_timing = {"text": text_done - started, "sampling": time.perf_counter() - text_done}
+        return latents
+
+    @torch.no_grad()
+    def generate(self, prompt: str | list[str], seconds: float | None = None, steps: int = DEFAULTS["steps"],
+                 cfg_scale: float = DEFAULTS["cfg_scale"], seed: int = 0, sampler: str = DEFAULTS["sampler"],
+                 init_audio: np.ndarray | torch.Tensor | None = None, init_noise_level: float = 1.0,
+                 sigma_max: float = DEFAULTS["sigma_max"], sigma_min: float = DEFAULTS["sigma_min"],
+                 cfg_rescale: float = 0.0, trim: bool = True, progress: bool = True, callback=None):
+        """Generate stereo 44.1 kHz audio (2, T) float32 for a prompt (a list of prompts: a list of arrays).
+
+        seconds      length of the music (seconds_total); None = the whole window. The window is always
+                     generated in full and cut at `seconds` (trim=False keeps the tail, to inspect it).
+        steps        solver steps (100); cfg_scale: classifier-free guidance (7; 1 = none, 0 = unconditional)
+        seed         the same seed gives the same audio
+        sampler      "dpmpp-3m-sde" (SAO default), "dpmpp-2m-sde" or "dpmpp-2m" (deterministic)
+        init_audio   audio-to-audio: (2, T) audio at 44.1 kHz whose latents are noised to init_noise_level
+                     (0.1: small variations ... 100: almost a new piece) instead of starting at sigma_max
+        """
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        seconds = self.window_seconds if seconds is None else float(seconds)
+        init_latents = None
+        if init_audio is not None:
+            audio = torch.as_tensor(np.asarray(init_audio, dtype=np.float32))
+            if audio.ndim != 2 or audio.shape[0] != 2:
+                raise ValueError(f"init_audio must be stereo (2, samples) at {SAMPLE_RATE} Hz, got {tuple(audio.shape)}; "
+                                 f"samod.audio.load_audio reads files in that form")
+            window_samples = self.window_frames * self.autoencoder.config.downsampling
+            audio = torch.nn.functional.pad(audio[:, :window_samples], (0, max(window_samples - audio.shape[1], 0)))
+            init_latents = self.autoencoder.encode(audio[None].to(self.device), sample=False)  # (1, D, L)
+            init_latents = init_latents.expand(len(prompts), -1, -1)
+        latents = self.generate_latents(prompts, seconds, steps, cfg_scale, seed, sampler, sigma_max, sigma_min,
+                                        cfg_rescale, init_latents, init_noise_level, progress, callback)
+        started = time.perf_counter()
+        if trim:  # decode only what is kept, plus the margin that makes chunked decoding exact
+            keep = math.ceil(seconds * self.latent_rate) + self.autoencoder.config.chunk_overlap
+            latents = latents[..., :keep]  # (B, D, <= L)
+        audio = self.autoencoder.decode_chunked(latents)  # (B, A, frames * 2048)
+        self.last_timing["decoding"] = time.perf_counter() - started
+        if trim:
+            audio = audio[..., :round(seconds * SAMPLE_RATE)]  # (B, A, seconds * 44100): the silence cut off
+        out = [a for a in audio.float().cpu().numpy()]
+        return out[0] if isinstance(prompt, str) else out
+
+
+def load_pipeline(profile: Profile | None = None, stage: str = "finetune", device: str | None = None) -> Pipeline:
+    """The trained VAE, CLAP and DiT (`stage`: "pretrain" or "finetune") of a profile, checked to belong together."""
+    from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
+    from samod.clap import load_clap
+    from samod.diffusion import load_diffusion
+    profile = profile or get_profile()
+    autoencoder = load_autoencoder(profile)
+    model, description = load_diffusion(profile, stage, autoencoder_checkpoint=autoencoder_checkpoint(profile))
+    text_encoder = load_clap(profile)
+    if text_encoder.width != model.config.cond_dim:
+        raise ValueError(f"the DiT expects {model.config.cond_dim}-wide text tokens, the profile's CLAP gives "
+                         f"{text_encoder.width}: retrain the DiT after retraining CLAP")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return Pipeline(autoencoder, model, text_encoder, description["window_frames"], description).to(device)
+
+
+_pipelines: dict[tuple[str, str], Pipeline] = {}
+
+
+def generate(prompt: str | list[str], seconds: float | None = None, steps: int = DEFAULTS["steps"],
+             cfg_scale: float = DEFAULTS["cfg_scale"], seed: int = 0, sampler: str = DEFAULTS["sampler"],
+             init_audio: np.ndarray | None = None, init_noise_level: float = 1.0, stage: str = "finetune",
+             progress: bool = True, **options):
+    """`Pipeline.generate` with the trained models of the active profile (loaded once, then kept)."""
+    key = (get_profile().name, stage)
+    if key not in _pipelines:
+        _pipelines[key] = load_pipeline(stage=stage)
+    return _pipelines[key].generate(prompt, seconds=seconds, steps=steps, cfg_scale=cfg_scale, seed=seed,
+                                    sampler=sampler, init_audio=init_audio, init_noise_level=init_noise_level,
+                                    progress=progress, **options)
+
+
+def save_generation(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write generated audio (2, T) as WAV or FLAC, chosen by the file extension."""
+    if Path(path).suffix.lower() not in (".wav", ".flac"):
+        raise ValueError(f"write .wav or .flac files, got {Path(path).name!r}")
+    return save_audio(path, audio, sample_rate)

@@ -1,0 +1,289 @@
+"""Diffusion training (samod.diffusion), the latent cache (data_prep.encode, samod.data.LatentDataset),
+generation (samod.generation) and the prompt widget (samod.widget), at toy sizes on CPU.
+
+The module fixture builds a whole toy profile in a temporary SAMOD_HOME: 9 songs of 6-8 s, a VAE and a
+CLAP trained for 2 steps, the latent cache, both DiT stages for a few steps. Nothing is downloaded.
+"""
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from samod.dit import DiTConfig
+from samod.diffusion import (DiffusionModel, DiffusionRecipe, DiffusionStage, add_noise, alpha_sigma, cfg_dropout,
+                             load_diffusion, train_diffusion, v_to_z0_eps, window_frames)
+from samod.train import OptimizerConfig
+
+TOY_DIT = replace(DiTConfig.tiny(), width=32, depth=1, heads=2, cross_kv_heads=1)  # cond_dim 128: tiny CLAP
+RECORDS = [{"genre": genre, "instruments": instruments, "moods": moods, "bpm": bpm, "key": key}
+           for genre, instruments, moods, bpm, key in [
+               ("bossa nova", ["Flute", "Nylon Guitar"], ["calm"], 133, "A minor"),
+               ("metal", ["Drums", "Distortion Guitar"], ["aggressive"], 166, "E minor"),
+               ("ambient", ["Pad 2 (warm)"], ["dreamy"], 68, "D major")]]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The objective
+
+def test_cosine_schedule_and_v_rotation():
+    t = torch.linspace(0, 1, 11)
+    alpha, sigma = alpha_sigma(t)
+    assert torch.allclose(alpha ** 2 + sigma ** 2, torch.ones(11))
+    assert alpha[0] == 1 and sigma[0] == 0 and abs(alpha[-1]) < 1e-7 and sigma[-1] == 1
+    z0, eps = torch.randn(11, 4, 8), torch.randn(11, 4, 8)
+    z_t, v = add_noise(z0, t, eps)
+    a, s = alpha[:, None, None], sigma[:, None, None]
+    assert torch.allclose(z_t, a * z0 + s * eps) and torch.allclose(v, a * eps - s * z0)
+    z0_back, eps_back = v_to_z0_eps(z_t, t, v)  # the rotation is inverted exactly
+    assert torch.allclose(z0_back, z0, atol=1e-5) and torch.allclose(eps_back, eps, atol=1e-5)
+
+
+def test_v_has_unit_variance_for_unit_data():
+    g = torch.Generator().manual_seed(0)
+    z0, eps = torch.randn(4000, 64, generator=g), torch.randn(4000, 64, generator=g)
+    for t in (0.1, 0.5, 0.9):
+        _, v = add_noise(z0[..., None], torch.full((4000,), t), eps[..., None])
+        assert abs(v.std().item() - 1) < 0.02
+
+
+def test_cfg_dropout_zeroes_whole_items_with_probability_p():
+    context = torch.ones(20000, 3, 2)
+    dropped = cfg_dropout(context, 0.1, torch.Generator().manual_seed(0))
+    per_item = dropped.sum(dim=(1, 2))  # 6 (kept) or 0 (dropped), nothing in between
+    assert set(per_item.unique().tolist()) == {0.0, 6.0}
+    assert abs((per_item == 0).float().mean().item() - 0.1) < 0.01
+    assert torch.equal(cfg_dropout(context[:5], 0.0), context[:5])
+
+
+class FixedText(torch.nn.Module):
+    """A stand-in text encoder for unit tests: a fixed random embedding per prompt (width 8, 4 tokens)."""
+    width, max_tokens = 8, 4
+
+    def features(self, prompts):
+        rows = [torch.randn(4, 8, generator=torch.Generator().manual_seed(sum(map(ord, p)))) for p in prompts]
+        return torch.stack(rows), torch.ones(len(prompts), 4, dtype=torch.bool)
+
+
+def test_stage_learns_a_fixed_batch_and_uses_timing():
+    torch.manual_seed(0)
+    model = DiffusionModel(replace(TOY_DIT, cond_dim=8, latent_channels=4))
+    stage = DiffusionStage(model, FixedText(), OptimizerConfig(lr=3e-3), cfg_dropout=0.1)
+    batch = {"latents": torch.randn(4, 4, 16), "prompt": ["a", "b", "c", "d"],
+             "seconds_start": torch.tensor([0.0, 1.0, 0.0, 2.0]), "seconds_total": torch.tensor([10.0, 12, 5, 30])}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for step in range(40):
+        torch.manual_seed(1)  # the same t, eps and dropout every step: the loss only moves with the weights
+        _, loss, numbers = stage.training_step(batch, step)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(numbers["mse"])
+    assert losses[-1] < 0.5 * losses[0]
+    cond = model.condition(torch.zeros(1, 4, 8), torch.tensor([0.0]), torch.tensor([10.0]))
+    cond2 = model.condition(torch.zeros(1, 4, 8), torch.tensor([0.0]), torch.tensor([20.0]))
+    assert cond["context"].shape == (1, 6, 8) and cond["global_cond"].shape == (1, 16)
+    assert not torch.allclose(cond["global_cond"], cond2["global_cond"])  # seconds_total reaches the model
+
+
+def test_condition_rejects_text_of_the_wrong_width():
+    model = DiffusionModel(replace(TOY_DIT, cond_dim=8, latent_channels=4))
+    with pytest.raises(ValueError, match="cond_dim 8"):
+        model.condition(torch.zeros(1, 4, 16), torch.zeros(1), torch.ones(1))
+
+
+def test_window_frames_of_the_profiles():
+    from samod.profiles import get_profile
+    rate = 44100 / 2048
+    assert window_frames(get_profile("tiny"), "pretrain", rate) == 646
+    assert window_frames(get_profile("tiny"), "finetune", rate) == 1292
+    assert window_frames(get_profile("paper"), "finetune", rate) == 6137  # 285 s; SA2 rounds to 6144 latents
+    with pytest.raises(ValueError, match="stage must be one of"):
+        window_frames(get_profile("tiny"), "warmup", rate)
+
+
+# ----------------------------------------------------------------------------------------------------
+# A whole toy profile: corpus -> VAE -> CLAP -> latent cache -> DiT stages -> generation
+
+@pytest.fixture(scope="module")
+def toy_profile(tmp_path_factory):
+    from samod.audio import save_audio
+    from samod.autoencoder_training import AutoencoderRecipe, train_autoencoder
+    from samod.clap import ClapRecipe, train_clap
+    from samod.profiles import get_profile
+
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SAMOD_HOME", str(home))
+        profile = get_profile("tiny")
+        (profile.corpus_dir / "audio").mkdir(parents=True)
+        lines = []
+        for i in range(9):  # 8 training songs, 1 held out
+            seconds = 6.0 + i % 3
+            t = np.arange(int(seconds * 44100)) / 44100
+            tone = 0.3 * np.sin(2 * np.pi * (220 + 110 * (i % 3)) * t)
+            record = {**RECORDS[i % 3], "id": f"song_{i}", "path": f"audio/song_{i}.flac", "seconds": seconds}
+            save_audio(profile.corpus_dir / record["path"], np.stack([tone, 0.5 * tone]).astype(np.float32))
+            lines.append(json.dumps(record))
+        (profile.corpus_dir / "metadata.jsonl").write_text("\n".join(lines))
+        torch.manual_seed(0)
+        train_autoencoder(replace(AutoencoderRecipe.tiny(), steps=2, batch_size=2, crop_samples=16384), profile,
+                          progress=False)
+        train_clap(replace(ClapRecipe.tiny(), steps=2, batch_size=4, crop_seconds=6.0, prompt_draws=8), profile,
+                   progress=False)
+        yield profile
+
+
+@pytest.fixture(scope="module")
+def cache(toy_profile):
+    from data_prep.encode import encode_profile
+    return encode_profile(toy_profile, progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained(toy_profile, cache):
+    recipe = replace(DiffusionRecipe.tiny(), model=TOY_DIT, steps={"pretrain": 3, "finetune": 2}, batch_size=2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SAMOD_HOME", str(toy_profile.root.parent))
+        _, pre = train_diffusion("pretrain", recipe, toy_profile, progress=False)
+        _, fine = train_diffusion("finetune", recipe, toy_profile, progress=False)
+    return pre, fine
+
+
+def test_cache_holds_posteriors_and_the_silence_latent(toy_profile, cache):
+    from safetensors.torch import load_file
+    from samod.autoencoder_training import load_autoencoder
+    from samod.data import LatentDataset
+
+    index = [json.loads(line) for line in (cache / "index.jsonl").read_text().splitlines()]
+    assert len(index) == 8 and all((cache / r["latent_path"]).exists() for r in index)  # the training split
+    post = load_file(str(cache / index[0]["latent_path"]))
+    assert post["mean"].shape == (64, math.ceil(6.0 * 44100 / 2048)) and (post["std"] > 0).all()
+    vae = load_autoencoder(toy_profile)
+    audio = torch.from_numpy(__import__("samod.audio").audio.load_audio(index[0]["audio_path"]))[None]
+    with torch.no_grad():
+        mean = vae.encode(audio, sample=False)[0]
+    assert torch.allclose(post["mean"], mean, atol=1e-5)
+
+    dataset = LatentDataset(cache, window_frames=200, seed=0)
+    item = dataset[0]
+    frames = post["mean"].shape[1]
+    assert item["latents"].shape == (64, 200) and item["padding_mask"].sum() == frames
+    assert item["seconds_start"] == 0.0 and item["seconds_total"] == 6
+    pad = item["latents"][:, frames:]  # samples of the silence posterior
+    silence = load_file(str(cache / "silence.safetensors"))
+    z = (pad - silence["mean"][:, None]) / silence["std"][:, None]
+    assert abs(z.mean().item()) < 0.05 and abs(z.std().item() - 1) < 0.05
+    again = dataset[0]
+    assert torch.equal(item["latents"], again["latents"]) and item["prompt"] == again["prompt"]
+    dataset.set_epoch(1)
+    assert not torch.equal(item["latents"], dataset[0]["latents"])
+    crop = LatentDataset(cache, window_frames=5, seed=0)[2]
+    assert crop["padding_mask"].all() and 0 <= crop["seconds_start"] <= (frames - 5) * 2048 / 44100 + 1
+
+
+def test_cache_of_another_autoencoder_is_refused(toy_profile, cache, tmp_path):
+    from data_prep.encode import encode_corpus
+    from samod.autoencoder import Autoencoder, AutoencoderConfig
+    from samod.train import file_sha256
+
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"another checkpoint")
+    with pytest.raises(RuntimeError, match="another autoencoder"):
+        encode_corpus(Autoencoder(AutoencoderConfig.tiny()), other, toy_profile.corpus_dir / "metadata.jsonl",
+                      cache, progress=False)
+    assert json.loads((cache / "info.json").read_text())["autoencoder_sha256"] != file_sha256(other)
+
+
+def test_both_stages_train_resume_and_load(toy_profile, trained):
+    pre, fine = trained
+    assert [h["step"] for h in pre] == [1, 2, 3] and [h["step"] for h in fine] == [1, 2]
+    model, description = load_diffusion(toy_profile, "finetune")
+    assert description["window_frames"] == 1292 and description["stage"] == "finetune"
+    assert description["text_width"] == 128 and not model.training
+    pre_model, pre_description = load_diffusion(toy_profile, "pretrain")
+    assert pre_description["window_frames"] == 646
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), pre_model.state_dict().values()))
+    with pytest.raises(FileNotFoundError, match="no trained DiT"):
+        load_diffusion(toy_profile.__class__(**{**toy_profile.__dict__, "name": "nowhere"}), "finetune")
+
+
+def test_dit_made_for_another_autoencoder_fails_at_load(toy_profile, trained, tmp_path):
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(b"not the VAE the DiT was trained on")
+    with pytest.raises(ValueError, match="another autoencoder"):
+        load_diffusion(toy_profile, "finetune", autoencoder_checkpoint=other)
+
+
+@pytest.fixture(scope="module")
+def pipeline(toy_profile, trained):
+    from samod.generation import load_pipeline
+    return load_pipeline(toy_profile, "pretrain", device="cpu")
+
+
+def test_generate_is_seeded_and_trimmed(pipeline):
+    a = pipeline.generate("Genre: metal", seconds=3.0, steps=3, seed=1, progress=False)
+    b = pipeline.generate("Genre: metal", seconds=3.0, steps=3, seed=1, progress=False)
+    c = pipeline.generate("Genre: metal", seconds=3.0, steps=3, seed=2, progress=False)
+    assert a.shape == (2, 3 * 44100) and a.dtype == np.float32 and np.isfinite(a).all()
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    full = pipeline.generate("Genre: metal", seconds=3.0, steps=3, seed=1, trim=False, progress=False)
+    assert full.shape == (2, 646 * 2048) and np.abs(full[:, :3 * 44100] - a).max() < 1e-4  # decoded in other chunks
+    for sampler in ("dpmpp-2m", "dpmpp-2m-sde"):
+        out = pipeline.generate(["calm", "dark"], seconds=2.0, steps=2, sampler=sampler, progress=False)
+        assert len(out) == 2 and out[0].shape == (2, 2 * 44100)
+
+
+def test_audio_to_audio_at_a_low_noise_level_keeps_the_init(pipeline):
+    t = np.arange(3 * 44100) / 44100
+    init = np.stack([np.sin(2 * np.pi * 330 * t)] * 2).astype(np.float32) * 0.3
+    init_latents = pipeline.autoencoder.encode(torch.from_numpy(init)[None], sample=False)
+    latents = pipeline.generate_latents(["calm"], 3.0, steps=3, seed=0, init_latents=torch.nn.functional.pad(
+        init_latents, (0, 646 - init_latents.shape[-1])), init_noise_level=0.31, sampler="dpmpp-2m", progress=False)
+    far = pipeline.generate_latents(["calm"], 3.0, steps=3, seed=0, progress=False)
+    near_error = (latents[..., :init_latents.shape[-1]] - init_latents).abs().mean()
+    far_error = (far[..., :init_latents.shape[-1]] - init_latents).abs().mean()
+    assert near_error < 0.5 * far_error
+    out = pipeline.generate("calm", seconds=3.0, steps=2, init_audio=init, init_noise_level=5.0, progress=False)
+    assert out.shape == (2, 3 * 44100)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"prompt": "", "seconds": 2.0}, "prompt is empty"),
+    ({"prompt": "jazz", "seconds": 0.0}, "seconds must be in"),
+    ({"prompt": "jazz", "seconds": 31.0}, "seconds must be in"),
+    ({"prompt": "jazz", "steps": 0}, "steps must be a positive integer"),
+    ({"prompt": "jazz", "cfg_scale": -1.0}, "cfg_scale must be >= 0"),
+    ({"prompt": "jazz", "sampler": "euler"}, "unknown sampler"),
+])
+def test_bad_requests_are_clear_errors(pipeline, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pipeline.generate(**{"seconds": 2.0, "steps": 2, "progress": False, **kwargs})
+
+
+def test_save_generation_writes_wav_and_flac(pipeline, tmp_path):
+    from samod.audio import load_audio
+    from samod.generation import save_generation
+
+    audio = pipeline.generate("jazz", seconds=1.0, steps=2, progress=False)
+    for name in ("song.wav", "song.flac"):
+        back = load_audio(save_generation(tmp_path / name, audio))
+        assert back.shape == audio.shape and np.abs(back - np.clip(audio, -1, 1)).max() < 1e-3
+    with pytest.raises(ValueError, match=".wav or .flac"):
+        save_generation(tmp_path / "song.mp3", audio)
+
+
+def test_widget_button_generates_and_reports_errors(pipeline):
+    from samod.widget import PromptWidget
+
+    widget = PromptWidget(pipeline, prompt="Genre: ambient", seconds=2.0, steps=3)
+    audio = widget.on_generate()
+    assert audio.shape == (2, 2 * 44100) and widget.progress.value == 3 and widget.progress.max == 3
+    assert "s of audio in" in widget.status.value and not widget.button.disabled
+    assert len(widget.output.outputs) == 1 and "<audio" in widget.output.outputs[0]["data"]["text/html"]
+    widget.prompt.value = "   "
+    assert widget.on_generate() is None and widget.status.value.startswith("error: the prompt is empty")
+    assert not widget.button.disabled
