@@ -1,6 +1,6 @@
 """The diffusion transformer (DiT): predicts the velocity v of noisy latents, given text and timing.
 
-Paper 1 §3 ("Diffusion-transformer") and Stable Audio Open §2.2: a plain pre-norm transformer over the
+Paper 1 §2.2 ("Diffusion-transformer", Figure 2) and Stable Audio Open §2.2: a plain pre-norm transformer over the
 latent frames of the snake VAE (patch size 1: one token per latent frame, 21.5 tokens per second),
 the DiffusionTransformer of stable-audio-tools ("SAT"). Around the transformer:
 
@@ -101,7 +101,7 @@ class DiTConfig:
 
     @staticmethod
     def paper() -> "DiTConfig":
-        # paper 1 §3 / SAO: 1,056,828,544 parameters in the DiT proper
+        # paper 1 §2.2 and Table 1 / SAO: 1,056,828,544 parameters in the DiT proper
         return DiTConfig()
 
 
@@ -127,7 +127,7 @@ class NumberEmbedding(nn.Module):
 
 
 class TimingConditioner(nn.Module):
-    """seconds_start and seconds_total (B,) -> their conditioning tokens, each (B, 1, E) (paper 1 §3)."""
+    """seconds_start and seconds_total (B,) -> their conditioning tokens, each (B, 1, E) (paper 1 §2.2-2.3)."""
 
     def __init__(self, cond_dim: int, max_seconds: float = 512.0):
         super().__init__()
