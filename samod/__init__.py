@@ -5,4 +5,12 @@ Profiles (tiny / small / paper) are chosen with the environment variable SAMOD_P
 """
 from samod.profiles import SAMPLE_RATE, Profile, get_profile
 
-__all__ = ["SAMPLE_RATE", "Profile", "get_profile"]
+__all__ = ["SAMPLE_RATE", "Profile", "get_profile", "generate", "save_generation"]
+
+
+def __getattr__(name: str):
+    """`samod.generate` and `samod.save_generation` (samod/generation.py), imported on first use."""
+    if name in ("generate", "save_generation"):
+        from samod import generation
+        return getattr(generation, name)
+    raise AttributeError(f"module 'samod' has no attribute {name!r}")
