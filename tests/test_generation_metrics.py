@@ -1,0 +1,157 @@
+"""Generation metrics (samod/metrics.py section 5): Frechet distance, KL divergence, CLAP score.
+
+Each test checks a formula against a number known in closed form or by hand; no model is loaded.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from samod.metrics import (Embedder, clap_score, frechet_distance, frechet_distance_from_stats,
+                           gaussian_stats, kl_divergence, kl_divergence_probs, window_logits_mean)
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+# --- Frechet distance ---------------------------------------------------------------------------
+
+def test_fd_of_a_set_with_itself_is_zero():
+    x = _rng().standard_normal((200, 16))
+    assert abs(frechet_distance(x, x)) < 1e-6
+
+
+def test_fd_of_shifted_unit_gaussians_approaches_squared_mean_shift():
+    rng = _rng(1)
+    mu = np.array([1.0, -0.5, 0.25, 2.0, 0.0, -1.0, 0.5, 1.5])  # |mu|^2 = 8.625
+    a = rng.standard_normal((20000, 8))
+    b = rng.standard_normal((20000, 8)) + mu
+    assert frechet_distance(a, b) == pytest.approx(mu @ mu, rel=0.02)
+
+
+def test_fd_is_symmetric():
+    rng = _rng(2)
+    a = rng.standard_normal((300, 6))
+    b = rng.standard_normal((250, 6)) * 2.0 + 0.3
+    assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-9)
+
+
+def test_fd_accepts_torch_tensors():
+    a = _rng(3).standard_normal((50, 4))
+    assert frechet_distance(torch.from_numpy(a).float(), a + 1.0) == pytest.approx(4.0, rel=1e-5)
+
+
+def test_fd_equals_closed_form_for_diagonal_gaussians():
+    # For diagonal covariances Tr(S_a + S_b - 2 (S_a S_b)^{1/2}) = sum (s_a - s_b)^2 with s the std devs
+    mu_a, mu_b = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.0])
+    s_a, s_b = np.array([1.0, 2.0, 0.5]), np.array([3.0, 2.0, 1.5])
+    expected = np.sum((mu_a - mu_b) ** 2) + np.sum((s_a - s_b) ** 2)  # 5 + 5 = 10
+    fd = frechet_distance_from_stats(mu_a, np.diag(s_a ** 2), mu_b, np.diag(s_b ** 2))
+    assert fd == pytest.approx(expected, rel=1e-10)
+    # the same from samples whose empirical statistics are exactly these (whitened, N-1 denominator)
+    z = _rng(4).standard_normal((1000, 3))
+    z = (z - z.mean(0)) @ np.linalg.inv(np.linalg.cholesky(np.cov(z, rowvar=False))).T
+    assert frechet_distance(z * s_a + mu_a, z * s_b + mu_b) == pytest.approx(expected, rel=1e-8)
+
+
+def test_fd_of_rank_deficient_sets_is_finite():
+    rng = _rng(5)
+    a, b = rng.standard_normal((5, 32)), rng.standard_normal((7, 32))  # N < F: singular covariances
+    fd = frechet_distance(a, b)
+    assert math.isfinite(fd)
+    assert fd > 0
+
+
+def test_gaussian_stats_uses_unbiased_covariance():
+    x = _rng(6).standard_normal((10, 3))
+    mu, sigma = gaussian_stats(x)
+    np.testing.assert_allclose(mu, x.mean(0))
+    np.testing.assert_allclose(sigma, (x - mu).T @ (x - mu) / 9)
+
+
+# --- KL divergence --------------------------------------------------------------------------------
+
+def test_kl_of_a_distribution_with_itself_is_zero():
+    logits = _rng(7).standard_normal((4, 527)) * 3
+    assert abs(kl_divergence(logits, logits)) < 1e-12
+
+
+def test_kl_of_two_known_two_class_distributions():
+    # p = (0.8, 0.2), q = (0.5, 0.5): KL(p || q) = 0.8 ln 1.6 + 0.2 ln 0.4
+    p, q = np.array([[0.8, 0.2]]), np.array([[0.5, 0.5]])
+    expected = 0.8 * math.log(0.8 / 0.5) + 0.2 * math.log(0.2 / 0.5)  # = 0.19274...
+    assert kl_divergence(np.log(p), np.log(q)) == pytest.approx(expected, rel=1e-12)
+    assert kl_divergence_probs(p, q)[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_kl_is_nonnegative_on_random_logits():
+    rng = _rng(8)
+    kl = kl_divergence(rng.standard_normal((64, 10)) * 4, rng.standard_normal((64, 10)) * 4, per_item=True)
+    assert kl.shape == (64,)
+    assert (kl >= 0).all()
+
+
+def test_kl_is_not_symmetric_and_its_direction_is_generated_given_reference():
+    p, q = np.array([[0.9, 0.1]]), np.array([[0.5, 0.5]])
+    kl_pq = 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)  # KL(p || q) = 0.3681
+    kl_qp = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)  # KL(q || p) = 0.5108
+    assert kl_divergence(generated_logits=np.log(p), reference_logits=np.log(q)) == pytest.approx(kl_pq)
+    assert kl_divergence(generated_logits=np.log(q), reference_logits=np.log(p)) == pytest.approx(kl_qp)
+    # the same direction as torch's kl_div(log q, p), which stable-audio-metrics calls
+    torch_kl = torch.nn.functional.kl_div(torch.tensor(q).log(), torch.tensor(p), reduction="sum")
+    assert kl_pq == pytest.approx(float(torch_kl))
+
+
+def test_kl_eps_matches_stable_audio_metrics_offset():
+    rng = _rng(9)
+    g, r = rng.standard_normal((3, 527)), rng.standard_normal((3, 527))
+    p, q = torch.softmax(torch.tensor(g), 1), torch.softmax(torch.tensor(r), 1)
+    theirs = np.mean([float(torch.nn.functional.kl_div((q[i] + 1e-6).log(), p[i], reduction="sum"))
+                      for i in range(3)])
+    assert kl_divergence(g, r, eps=1e-6) == pytest.approx(theirs, rel=1e-9)
+
+
+def test_window_logits_mean_averages_logits_before_the_softmax():
+    windows = np.array([[0.0, 2.0, -1.0], [2.0, 0.0, 1.0]])
+    np.testing.assert_allclose(window_logits_mean(windows), [1.0, 1.0, 0.0])
+
+
+# --- CLAP score -----------------------------------------------------------------------------------
+
+def test_clap_score_of_identical_and_opposite_embeddings():
+    e = _rng(10).standard_normal((8, 512))
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    assert clap_score(e, e) == pytest.approx(1.0, abs=1e-12)
+    assert clap_score(e, -e) == pytest.approx(-1.0, abs=1e-12)
+    assert clap_score(3 * e, e) == pytest.approx(1.0, abs=1e-12)  # normalised inside
+
+
+def test_embedder_protocol_names_the_model():
+    class Constant:
+        name = "constant"
+
+        def embed(self, audio):
+            return np.zeros((audio.shape[0], 4))
+
+    assert isinstance(Constant(), Embedder)
+
+
+# --- bad inputs -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: frechet_distance(np.zeros((1, 4)), np.zeros((5, 4))), "at least 2"),
+    (lambda: frechet_distance(np.zeros((5, 4)), np.zeros((5, 3))), "features"),
+    (lambda: frechet_distance(np.zeros(4), np.zeros((5, 4))), "2-D"),
+    (lambda: frechet_distance(np.full((3, 2), np.nan), np.zeros((3, 2))), "NaN"),
+    (lambda: frechet_distance_from_stats(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2)), "mismatched"),
+    (lambda: kl_divergence(np.zeros((2, 5)), np.zeros((3, 5))), "one reference row"),
+    (lambda: kl_divergence_probs(np.array([[0.5, 0.6]]), np.array([[0.5, 0.5]])), "probabilities"),
+    (lambda: window_logits_mean(np.zeros((0, 527))), "at least 1"),
+    (lambda: clap_score(np.ones((2, 8)), np.ones((3, 8))), "one prompt embedding"),
+    (lambda: clap_score(np.zeros((1, 8)), np.ones((1, 8))), "all zeros"),
+])
+def test_bad_inputs_raise_value_errors_that_say_why(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
