@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -328,7 +329,6 @@ class LatentDataset(Dataset):
 
     def __init__(self, cache_dir: str | Path, window_frames: int, seed: int = 0, random_crop: bool = True,
                  records: list[dict] | None = None):
-        from safetensors.torch import load_file
         cache_dir = Path(cache_dir)
         if not (cache_dir / LATENT_INDEX).exists():
             raise FileNotFoundError(f"no latent cache in {cache_dir}: encode the corpus first with "
@@ -360,7 +360,6 @@ class LatentDataset(Dataset):
     item_generator = SongDataset.item_generator
 
     def posterior(self, record: dict) -> dict[str, torch.Tensor]:
-        from safetensors.torch import load_file
         key = record["latent_path"]
         if key not in self._posteriors:
             self._posteriors[key] = load_file(str(self.cache_dir / key))  # mean, std (D, L)

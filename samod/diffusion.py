@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -39,7 +39,8 @@ from torch import nn
 
 from samod.dit import DiT, DiTConfig, TimingConditioner, dit_inputs
 from samod.profiles import Profile, get_profile
-from samod.train import CHECKPOINT_NAME, file_sha256, OptimizerConfig, StepBatches, Trainer, TrainConfig, load_weights
+from samod.train import (CHECKPOINT_NAME, OptimizerConfig, StepBatches, Trainer, TrainConfig, file_sha256,
+                         load_weights)
 
 STAGES = ("pretrain", "finetune")
 CONFIG_NAME = "diffusion.json"
