@@ -30,7 +30,8 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from data_prep.common import write_jsonl
@@ -94,7 +95,8 @@ def encode_corpus(autoencoder: Autoencoder, autoencoder_checkpoint: str | Path, 
     for record in tqdm(records, desc="encoding songs", disable=not progress):
         path = out_dir / f"{record['id']}.safetensors"
         if path.exists():
-            frames = load_file(str(path))["mean"].shape[1]
+            with safe_open(str(path), framework="pt") as f:
+                frames = f.get_slice("mean").get_shape()[1]  # read the header only
         else:
             audio = torch.from_numpy(load_audio(record["audio_path"]))  # (A, T)
             mean, std = posterior(autoencoder, audio)  # (D, L) each

@@ -121,6 +121,7 @@ class DiffusionStage:
             raise ValueError(f"cfg_dropout is a probability in [0, 1), got {cfg_dropout}")
         self.model, self.optimizer, self.cfg_dropout = model, optimizer, cfg_dropout
         self.text_encoder = text_encoder.eval().requires_grad_(False)  # frozen: not saved, not trained
+        self.text_device = None  # where the text encoder is; moved with the first batch
 
     def modules(self) -> dict[str, nn.Module]:
         return {"model": self.model}
@@ -134,8 +135,10 @@ class DiffusionStage:
     def training_step(self, batch: dict, step: int) -> tuple[str, torch.Tensor, dict[str, float]]:
         z0 = batch["latents"]  # (B, D, L): a VAE posterior sample
         device = z0.device
-        with torch.no_grad():
+        if self.text_device != device:  # the Trainer moves modules(); the frozen encoder follows once
             self.text_encoder.to(device)
+            self.text_device = device
+        with torch.no_grad():
             text, _ = self.text_encoder.features(list(batch["prompt"]))  # (B, S, E); mask unused (not masked)
         model = self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
         cond = model.condition(text.float(), batch["seconds_start"].float(), batch["seconds_total"].float())

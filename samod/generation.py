@@ -32,7 +32,7 @@ from samod.audio import save_audio
 from samod.autoencoder import Autoencoder
 from samod.diffusion import DiffusionModel
 from samod.profiles import SAMPLE_RATE, Profile, get_profile
-from samod.sampler import SAMPLERS, Denoiser, get_sigmas, sample
+from samod.sampler import Denoiser, audio_to_audio_start, get_sigmas, init_noise, make_uncond, sample
 
 DEFAULTS = {"steps": 100, "cfg_scale": 7.0, "sigma_max": 500.0, "sigma_min": 0.3,
             "sampler": "dpmpp-3m-sde"}  # Stable Audio Open's defaults (SAT generate_diffusion_cond)
@@ -66,8 +66,8 @@ class Pipeline:
             part.to(device)
         return self
 
-    def check(self, prompts: list[str], seconds: float, steps: int, cfg_scale: float, sampler: str) -> None:
-        """Validate a request; every error says what is allowed."""
+    def check(self, prompts: list[str], seconds: float, steps: int) -> None:
+        """Validate a request; every error says what is allowed (CFG scale and sampler name: Denoiser, sample)."""
         if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
             raise ValueError("the prompt is empty: describe the music, e.g. 'Genre: Jazz|Instruments: Piano' "
                              "(an empty context is what classifier-free guidance uses as 'unconditional')")
@@ -76,11 +76,6 @@ class Pipeline:
                              f"{self.window_frames} latent frames), got {seconds}")
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be a positive integer (Stable Audio Open uses 100), got {steps!r}")
-        if cfg_scale < 0:
-            raise ValueError(f"cfg_scale must be >= 0 (0: unconditional, 1: no guidance, 7: SAO's default), "
-                             f"got {cfg_scale}")
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
 
     @torch.no_grad()
     def generate_latents(self, prompts: list[str], seconds: float, steps: int = DEFAULTS["steps"],
@@ -90,26 +85,24 @@ class Pipeline:
                          init_noise_level: float | None = None, progress: bool = True,
                          callback=None) -> torch.Tensor:
         """prompts -> (B, D, window_frames) latents; see `generate` for the arguments."""
-        self.check(prompts, seconds, steps, cfg_scale, sampler)
+        self.check(prompts, seconds, steps)
         started = time.perf_counter()
         device, b = self.device, len(prompts)
         text, _ = self.text_encoder.features(prompts)  # (B, S, E)
         zeros = torch.zeros(b, device=device)
         cond = self.model.condition(text.to(device).float(), zeros, torch.full((b,), float(seconds), device=device))
-        uncond = {"context": torch.zeros_like(cond["context"]), "global_cond": cond["global_cond"]}
-        denoiser = Denoiser(self.model, cond, uncond, cfg_scale=cfg_scale, cfg_rescale=cfg_rescale)
+        denoiser = Denoiser(self.model, cond, make_uncond(cond), cfg_scale=cfg_scale, cfg_rescale=cfg_rescale)
         generator = torch.Generator(device=device).manual_seed(seed)
-        shape = (b, self.model.config.latent_channels, self.window_frames)
-        noise = torch.randn(shape, generator=generator, device=device)  # (B, D, L)
-        if init_latents is None:
-            sigmas = get_sigmas(steps, sigma_max, sigma_min).to(device)
-            x = sigmas[0] * noise  # start from pure noise at sigma_max
+        if init_latents is None:  # text to audio: pure noise at sigma_max
+            sigmas = get_sigmas(steps, sigma_max, sigma_min, device=device)
+            shape = (b, self.model.config.latent_channels, self.window_frames)
+            x = init_noise(shape, sigmas[0].item(), generator, device=device)  # (B, D, L)
         else:  # audio-to-audio: the init latents noised to init_noise_level, then the same sampler
             level = init_noise_level if init_noise_level is not None else 1.0
             if not sigma_min < level:
                 raise ValueError(f"init_noise_level must exceed sigma_min = {sigma_min}, got {level}")
-            sigmas = get_sigmas(steps, level, sigma_min).to(device)
-            x = init_latents.to(device) + sigmas[0] * noise
+            sigmas = get_sigmas(steps, level, sigma_min, device=device)
+            x = audio_to_audio_start(init_latents.to(device), sigmas[0].item(), generator)  # (B, D, L)
         text_done = time.perf_counter()
         latents = sample(denoiser, x, sigmas, sampler=sampler, generator=generator, progress=progress,
                          callback=callback)
