@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 
@@ -43,7 +44,9 @@ def tempo_matches(estimate: float, bpm: float, tolerance: float = TOLERANCE) -> 
 def tempo_recovery(records: list[dict], workers: int = 1, progress: bool = True) -> dict:
     """Estimate every song's tempo; returns the overall rate, the rate per genre and each song's estimate."""
     paths = [r["audio_path"] for r in records]
-    with ProcessPoolExecutor(workers) as pool:
+    # spawned, not forked, workers: a fork of a process that already runs torch / OpenMP threads (a Jupyter
+    # kernel) can kill a worker abruptly (BrokenProcessPool); spawned workers start clean
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         estimates = list(tqdm(pool.map(estimate_bpm, paths), total=len(paths), desc="beat tracking",
                               disable=not progress))
     per_genre = defaultdict(list)
