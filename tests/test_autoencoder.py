@@ -1,10 +1,10 @@
 """The snake VAE: shapes, parameter count, parity with diffusers' AutoencoderOobleck, chunking, bad input."""
 import dataclasses
-import re
 
 import pytest
 import torch
 
+from stable_audio_peer import oobleck_to_reference
 from samod.autoencoder import (Autoencoder, AutoencoderConfig, SnakeBeta, load_reference_state_dict,
                                to_reference_state_dict, vae_bottleneck)
 
@@ -76,28 +76,6 @@ def test_bad_input_errors():
         model.decode(torch.randn(1, 3, 8))
 
 
-def diffusers_to_reference(key: str, n: int = len(SMALL.strides)) -> str:
-    """diffusers' AutoencoderOobleck names -> stable-audio-tools names (the inverse of diffusers' conversion).
-
-    `n` is the number of encoder/decoder blocks.
-    """
-    side, rest = key.split(".", 1)
-    m = re.match(r"block\.(\d+)\.(.*)", rest)
-    if not m:
-        top = {"conv1": "layers.0", "snake1": f"layers.{n + 1}", "conv2": f"layers.{n + 2}"}
-        name, param = rest.split(".", 1)
-        return f"{side}.{top[name]}.{param}"
-    block, inner = int(m.group(1)) + 1, m.group(2)
-    r = re.match(r"res_unit(\d)\.(snake1|conv1|snake2|conv2)\.(.*)", inner)
-    if r:
-        j = int(r.group(1)) - 1 + (0 if side == "encoder" else 2)
-        layer = {"snake1": 0, "conv1": 1, "snake2": 2, "conv2": 3}[r.group(2)]
-        return f"{side}.layers.{block}.layers.{j}.layers.{layer}.{r.group(3)}"
-    name, param = inner.split(".", 1)
-    layer = {"encoder": {"snake1": 3, "conv1": 4}, "decoder": {"snake1": 0, "conv_t1": 1}}[side][name]
-    return f"{side}.layers.{block}.layers.{layer}.{param}"
-
-
 def test_equals_diffusers_autoencoder_oobleck():
     diffusers = pytest.importorskip("diffusers")
     peer = diffusers.AutoencoderOobleck(encoder_hidden_size=2 * SMALL.latent_dim,
@@ -109,7 +87,8 @@ def test_equals_diffusers_autoencoder_oobleck():
     cfg = AutoencoderConfig(channels=2 * SMALL.latent_dim, channel_mults=SMALL.channel_mults, strides=SMALL.strides,
                             latent_dim=SMALL.latent_dim)
     randomised(peer, seed=1)
-    state = {"pretransform.model." + diffusers_to_reference(k): v for k, v in peer.state_dict().items()}
+    n = len(SMALL.strides)
+    state = {"pretransform.model." + oobleck_to_reference(k, n): v for k, v in peer.state_dict().items()}
     # decoder width differs from the encoder's in diffusers: build samod's decoder at the peer's width
     model = Autoencoder(cfg)
     model.decoder = Autoencoder(AutoencoderConfig(channels=SMALL.channels, channel_mults=SMALL.channel_mults,

@@ -5,24 +5,14 @@ import re
 import pytest
 import torch
 
+from stable_audio_peer import dit_to_reference
+from stable_audio_peer import randomise as randomised
 from samod.dit import (DiT, DiTConfig, NumberEmbedding, TimingConditioner, apply_rotary, attention, dit_inputs,
                        load_reference_state_dict, load_timing_reference_state_dict, parameter_table, reference_key,
                        rotary_embedding, timing_to_reference_state_dict, to_reference_state_dict)
 
 # distinct numbers everywhere (C != K != E != D), 2 query heads per key/value head, head dim 32 (rotary 16)
 SMALL = DiTConfig(latent_channels=16, width=128, depth=2, heads=4, cross_kv_heads=2, cond_dim=48)
-
-
-def randomised(model: torch.nn.Module, seed: int = 0, std: float = 0.05) -> torch.nn.Module:
-    """Every parameter drawn at random, the zero-initialised ones included (LayerNorm scales around 1)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g) * std
-            p.copy_(1 + noise if re.search(r"norm\d?\.weight$", name) else noise)
-            if "freqs" in name or "time_proj" in name or name.endswith(".weights"):
-                p.mul_(1 / std)  # the learned Fourier frequencies are ~ N(0, 1)
-    return model
 
 
 def inputs(cfg: DiTConfig = SMALL, batch: int = 2, frames: int = 24, tokens: int = 7, seed: int = 1):
@@ -57,40 +47,6 @@ def test_config_errors_teach():
 
 # ---------------------------------------------------------------------- parity with diffusers
 
-def diffusers_to_reference(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """diffusers' StableAudioDiTModel state dict -> stable-audio-tools names (inverse of convert_stable_audio.py).
-
-    Separate q/k/v projections are fused back (to_qkv = cat(q, k, v), to_kv = cat(k, v) along the outputs),
-    LayerNorm weight/bias become gamma/beta, timestep_features.weight gets back its (128, 1) shape.
-    """
-    top = {"time_proj": "timestep_features", "timestep_proj": "to_timestep_embed", "global_proj": "to_global_embed",
-           "cross_attention_proj": "to_cond_embed", "proj_in": "transformer.project_in",
-           "proj_out": "transformer.project_out", "preprocess_conv": "preprocess_conv",
-           "postprocess_conv": "postprocess_conv"}
-    block = {"norm1": "pre_norm", "norm2": "cross_attend_norm", "norm3": "ff_norm", "attn1": "self_attn",
-             "attn2": "cross_attn", "ff.net.0.proj": "ff.ff.0.proj", "ff.net.2": "ff.ff.2"}
-    out = {}
-    for key, value in state.items():
-        m = re.match(r"transformer_blocks\.(\d+)\.(.*)", key)
-        if not m:
-            name, param = key.split(".", 1)
-            out[f"{top[name]}.{param}"] = value[:, None] if name == "time_proj" else value
-            continue
-        n, rest = m.groups()
-        for ours, theirs in block.items():
-            rest = re.sub(rf"^{re.escape(ours)}\b", theirs, rest)
-        rest = re.sub(r"norm\.weight$", "norm.gamma", rest)
-        rest = re.sub(r"norm\.bias$", "norm.beta", rest).replace("to_out.0", "to_out")
-        out[f"transformer.layers.{n}.{rest}"] = value
-    for key in [k for k in out if k.endswith(".to_q.weight") and "self_attn" in k]:  # fuse q, k, v
-        stem = key[:-len("to_q.weight")]
-        out[stem + "to_qkv.weight"] = torch.cat([out.pop(stem + f"to_{p}.weight") for p in "qkv"], dim=0)
-    for key in [k for k in out if k.endswith(".to_k.weight") and "cross_attn" in k]:  # fuse k, v
-        stem = key[:-len("to_k.weight")]
-        out[stem + "to_kv.weight"] = torch.cat([out.pop(stem + f"to_{p}.weight") for p in "kv"], dim=0)
-    return out
-
-
 def diffusers_dit(cfg: DiTConfig, seed: int = 2):
     diffusers = pytest.importorskip("diffusers")
     peer = diffusers.StableAudioDiTModel(
@@ -105,7 +61,7 @@ def diffusers_dit(cfg: DiTConfig, seed: int = 2):
             if re.search(r"norm\d\.bias$", name):
                 p.zero_()  # SAT's LayerNorm has no bias (a zero buffer): diffusers' must be zero to match
     ours = DiT(cfg).eval()
-    state = diffusers_to_reference(peer.state_dict())
+    state = dit_to_reference(peer.state_dict())
     load_reference_state_dict(ours, {"model.model." + k: v for k, v in state.items()})
     return peer, ours
 
