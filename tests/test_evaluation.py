@@ -1,0 +1,160 @@
+"""Evaluation helpers: Song Describer loading and the no-singing filter, render sets, scoring, tables, memorization."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from samod import evaluation as ev
+from samod.memorization import (cosine_matrix, duplicate_pairs, nearest_neighbours, replica_threshold, replica_variant,
+                                top_candidates)
+from samod.profiles import SAMPLE_RATE
+
+SDD_COLUMNS = ["caption_id", "track_id", "caption", "is_valid_subset", "familiarity", "artist_id", "album_id", "path",
+               "duration"]
+
+
+def write_sdd(path, captions):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(SDD_COLUMNS)
+        for i, caption in enumerate(captions):
+            writer.writerow([i, 1000 + i, caption, "True", "2", 7, 8, f"{i % 100:02d}/{1000 + i}.2min.mp3", "120.0"])
+
+
+def test_no_singing_filter_uses_whole_words():
+    assert ev.is_no_singing("A calm piano piece with soft strings.")
+    assert not ev.is_no_singing("Upbeat pop with a female singer.")
+    assert not ev.is_no_singing("Gregorian CHANT in a church")
+    assert not ev.is_no_singing("A man whistling over guitar")
+    assert ev.is_no_singing("Romantic mandolin and a humane tempo")  # 'man' inside words does not count
+    assert not ev.is_no_singing("a cappella? no: acapella vocals")
+
+
+def test_read_song_describer_in_its_published_format(tmp_path):
+    path = tmp_path / "song_describer.csv"
+    write_sdd(path, ["Calm piano and strings.", "Rock song with a male vocalist.", "Ambient pads, no drums."])
+    records = ev.read_song_describer(path, audio_dir=tmp_path / "audio")
+    assert [r["prompt"] for r in records] == ["Calm piano and strings.", "Ambient pads, no drums."]
+    assert records[1]["id"] == "sdd_2" and records[1]["audio_path"].endswith("02/1002.2min.mp3")
+    assert len(ev.read_song_describer(path, no_singing=False)) == 3
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,text\n1,hello\n")
+    with pytest.raises(ValueError, match="song_describer.csv"):
+        ev.read_song_describer(bad)
+
+
+def test_shuffled_prompts_never_keep_their_own():
+    prompts = ["a", "b", "c", "d"]
+    s = ev.shuffled(prompts)
+    assert sorted(s) == prompts and all(x != y for x, y in zip(prompts, s))
+    with pytest.raises(ValueError):
+        ev.shuffled(["only"])
+
+
+class FakePipeline:
+    """Generates a tone whose pitch depends on the prompt and seed; counts its calls."""
+    def __init__(self):
+        self.calls = 0
+
+    def generate(self, prompt, seconds, steps, cfg_scale, seed, sampler, progress):
+        self.calls += 1
+        t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+        tone = 0.3 * np.sin(2 * np.pi * (200 + 10 * len(prompt) + seed) * t)
+        return np.stack([tone, tone]).astype(np.float32)
+
+
+def test_render_set_writes_and_reuses_only_matching_settings(tmp_path):
+    pipe, config = FakePipeline(), ev.EvalConfig(n_prompts=2, reference_seconds=0.5, steps=3)
+    first = ev.render_set(pipe, "fake", ["x", "yy"], 0.5, config, tmp_path, model="m1", progress=False)
+    assert pipe.calls == 2 and len(first.audio) == 2 and first.audio[0].shape == (2, SAMPLE_RATE // 2)
+    again = ev.render_set(pipe, "fake", ["x", "yy"], 0.5, config, tmp_path, model="m1", progress=False)
+    assert pipe.calls == 2 and np.array_equal(again.audio[1], first.audio[1])  # reused from disk
+    ev.render_set(pipe, "fake", ["x", "yy"], 0.5, config, tmp_path, model="m2", progress=False)
+    assert pipe.calls == 4  # another model: rendered again
+    shuffled = ev.render_set(pipe, "fake", ["x", "yy"], 0.5, config, tmp_path / "s", model="m2",
+                             conditioning_prompts=ev.shuffled(["x", "yy"]), progress=False)
+    assert shuffled.prompts == ["x", "yy"] and json.loads((tmp_path / "s" / "renders.json").read_text())[
+        "settings"]["conditioning_prompts"] == ["yy", "x"]
+
+
+class ToyEmbedders:
+    """FD rows: per-frame band energies; logits: two 'classes' (low/high pitch); CLAP: a 3-d toy space."""
+    name = "toy"
+
+    def embed(self, audio):  # FD rows and CLAP rows share this toy: spectrum energies in 4 bands
+        rows = []
+        for file in audio:
+            frames = file.mean(axis=0)[: (file.shape[1] // 2048) * 2048].reshape(-1, 2048)
+            spectrum = np.abs(np.fft.rfft(frames, axis=1))
+            rows.append(np.stack([spectrum[:, a:b].sum(axis=1) for a, b in ((0, 8), (8, 12), (12, 20), (20, 40))], 1))
+        return np.concatenate(rows) + 1e-3
+
+    def logits(self, audio):
+        return [np.log(self.embed(a[None])[:, :2]) for a in audio]
+
+    def embed_text(self, prompts):
+        return np.array([[1.0, 1.0, 0.1, 0.1] if "low" in p else [0.1, 0.1, 1.0, 1.0] for p in prompts])
+
+
+def tone(freq, seconds=1.0):
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    x = 0.3 * np.sin(2 * np.pi * freq * t)
+    return np.stack([x, x]).astype(np.float32)
+
+
+def test_scorer_rows_rank_a_copy_above_a_wrong_answer():
+    toys = ToyEmbedders()
+
+    class Clap(ToyEmbedders):
+        def embed(self, audio):
+            return np.array([[1.0, 1.0, 0.1, 0.1]]) if ToyEmbedders.embed(self, audio)[:, 0].mean() > \
+                ToyEmbedders.embed(self, audio)[:, 2].mean() else np.array([[0.1, 0.1, 1.0, 1.0]])
+
+    references = [tone(150), tone(160), tone(300), tone(320)]
+    prompts = ["low", "low", "high", "high"]
+    scorer = ev.Scorer(toys, toys, Clap(), references)
+    copy = scorer.score(ev.RenderSet("copy", [r.copy() for r in references], prompts, 0.1))
+    wrong = scorer.score(ev.RenderSet("wrong", references[2:] + references[:2], prompts, 0.1))
+    assert copy["FD"] == pytest.approx(0.0, abs=1e-6) and copy["KL"] == pytest.approx(0.0, abs=1e-9)
+    assert wrong["KL"] > 0.1 and wrong["CLAP score"] < copy["CLAP score"]
+    assert wrong["FD"] == pytest.approx(0.0, abs=1e-6)  # the same set, paired wrongly: FD does not pair
+    md, js = ev.write_table([copy, wrong], "/tmp/samod_test_table", "toy", {"embedders": scorer.names})
+    assert "| copy | 1 s |" in md.read_text() and json.loads(js.read_text())["notes"]["embedders"]["FD"] == "toy"
+    with pytest.raises(ValueError, match="measured"):
+        ev.write_table([{**copy, "source": "published"}], "/tmp/samod_test_table", "toy", {})
+    with pytest.raises(ValueError, match="references"):
+        scorer.score(ev.RenderSet("short", references[:2], prompts[:2], 0.1))
+
+
+def test_replica_threshold_and_duplicates():
+    rng = np.random.default_rng(0)
+    songs = rng.standard_normal((6, 16))
+    copies = songs[:2] + 1e-3 * rng.standard_normal((2, 16))  # replicas of songs 0 and 1
+    everything = np.concatenate([songs, copies])  # (8, 16)
+    sim = cosine_matrix(everything, everything)
+    replica = [sim[0, 6], sim[1, 7]]
+    distinct = [sim[i, j] for i in range(6) for j in range(i + 1, 6)]
+    threshold = replica_threshold(replica, distinct)
+    assert max(distinct) < threshold < min(replica)
+    pairs = duplicate_pairs(everything, threshold)
+    assert {(i, j) for i, j, _ in pairs} == {(0, 6), (1, 7)}
+    with pytest.raises(ValueError, match="does not separate"):
+        replica_threshold([0.5], [0.6])
+
+
+def test_nearest_neighbours_and_candidates():
+    train = np.eye(4)
+    queries = np.array([[1.0, 0.1, 0, 0], [0, 0, 1.0, 1.0], [0.2, 0.2, 0.2, 0.2]])
+    index, cosine = nearest_neighbours(queries, train, k=2)
+    assert index[0, 0] == 0 and set(index[1]) == {2, 3} and cosine.shape == (3, 2)
+    assert np.all(np.diff(cosine, axis=1) <= 0)
+    assert top_candidates(cosine, 2) == [0, 1]
+    with pytest.raises(ValueError, match="all-zero"):
+        cosine_matrix(np.zeros((1, 4)), train)
+
+
+def test_replica_variant_is_a_shifted_louder_copy():
+    x = np.random.default_rng(0).standard_normal((2, 100)).astype(np.float32)
+    y = replica_variant(x, gain_db=6.0, shift_samples=3)
+    assert y.shape == x.shape and np.allclose(y[:, 3:], x[:, :-3] * 10 ** (6 / 20)) and np.all(y[:, :3] == 0)
