@@ -63,8 +63,11 @@ def silence_latent(autoencoder: Autoencoder) -> tuple[torch.Tensor, torch.Tensor
 
 def encode_corpus(autoencoder: Autoencoder, autoencoder_checkpoint: str | Path, metadata: str | Path,
                   out_dir: str | Path, split: str = "train", force: bool = False,
-                  progress: bool = True) -> list[dict]:
-    """Write the latent cache of a corpus (see the module docstring); returns the index records."""
+                  progress: bool = True, max_songs: int | None = None) -> list[dict]:
+    """Write the latent cache of a corpus (see the module docstring); returns the index records.
+
+    max_songs keeps the first songs of the split only (a profile's diffusion_songs).
+    """
     if split not in ("train", "all"):
         raise ValueError(f"split must be 'train' (the songs the DiT trains on) or 'all', got {split!r}")
     out_dir = Path(out_dir)
@@ -88,6 +91,7 @@ def encode_corpus(autoencoder: Autoencoder, autoencoder_checkpoint: str | Path, 
     records = read_metadata(metadata)
     if split == "train":
         records, _ = split_records(records)
+    records = records[:max_songs]  # max_songs None: all
     autoencoder = autoencoder.eval()
     mean, std = silence_latent(autoencoder)
     save_file({"mean": mean.contiguous(), "std": std.contiguous()}, str(out_dir / SILENCE_LATENT))
@@ -118,7 +122,7 @@ def encode_profile(profile: Profile | None = None, split: str = "train", force: 
     autoencoder = load_autoencoder(profile)
     out_dir = profile.cache_dir / "latents"
     encode_corpus(autoencoder, autoencoder_checkpoint(profile), profile.corpus_dir / "metadata.jsonl",
-                  out_dir, split=split, force=force, progress=progress)
+                  out_dir, split=split, force=force, progress=progress, max_songs=profile.diffusion_songs)
     return out_dir
 
 
