@@ -13,6 +13,12 @@ samod sets the threshold from measured similarities instead of by hand: copies o
 that differ only in gain and a small time shift (replicas by construction) against pairs of
 different songs; the threshold goes between the two distributions (`replica_threshold`), and the
 function refuses when they overlap, since then no threshold separates replicas from neighbours.
+That check also tests the embedding: one that maps different songs as close together as replicas
+cannot find replicas, and `replica_check` says so, so that another embedder can be tried (notebook 08
+tries CLAP first, as the paper, then the frame statistics of CREPE, `FrameStatistics`).
+
+Embeddings are centred on the training set's mean before cosines are taken (`centred`): what every
+song shares (the corpus's common sound) then does not count as similarity.
 
 Embeddings are (N, P) rows, unit-normalised here. Taught in notebooks/08_memorization.ipynb.
 """
@@ -29,6 +35,24 @@ def _unit_rows(x, what: str) -> np.ndarray:
     if (norms == 0).any():
         raise ValueError(f"{what} holds an all-zero embedding (silent audio?): cosine similarity is undefined")
     return x / norms
+
+
+class FrameStatistics:
+    """Song vectors from a frame embedder (e.g. CrepeEmbedder): the mean and std of its frames, concatenated."""
+
+    def __init__(self, frame_embedder):
+        self.frame_embedder = frame_embedder
+        self.name = f"mean and std over frames of {frame_embedder.name.split(':')[0]}"
+
+    def embed_files(self, files: list[np.ndarray]) -> np.ndarray:
+        """Files (A, T) -> (N, 2F)."""
+        rows = [self.frame_embedder.embed(f[None]) for f in files]  # N x (frames, F)
+        return np.stack([np.concatenate([r.mean(axis=0), r.std(axis=0)]) for r in rows])  # (N, 2F)
+
+
+def centred(x, mean) -> np.ndarray:
+    """Embeddings minus the training set's mean embedding (rows (N, P) - (P,))."""
+    return np.asarray(x, dtype=np.float64) - np.asarray(mean, dtype=np.float64)
 
 
 def cosine_matrix(a, b) -> np.ndarray:
@@ -54,6 +78,24 @@ def replica_threshold(replica_similarities, distinct_similarities) -> float:
         raise ValueError(f"replicas reach down to cosine {low:.4f} but different songs reach up to {high:.4f}: "
                          f"the embedding does not separate them, so no threshold finds replicas only")
     return (low + high) / 2
+
+
+def replica_check(train_embeddings, replica_embeddings, originals: list[int]) -> dict:
+    """Can these embeddings tell replicas from different songs?
+
+    replica_embeddings[k] is a replica of training song originals[k]. Returns the cosines of each
+    replica with its original, of every pair of different training songs, and the threshold between
+    them (None when the two overlap: this embedding cannot find replicas).
+    """
+    similarity = cosine_matrix(train_embeddings, train_embeddings)  # (N, N)
+    distinct = similarity[np.triu_indices(len(similarity), k=1)]  # (N (N - 1) / 2,)
+    replica = (_unit_rows(np.asarray(train_embeddings)[originals], "originals")
+               * _unit_rows(replica_embeddings, "replicas")).sum(axis=1)  # (K,)
+    try:
+        threshold = replica_threshold(replica, distinct)
+    except ValueError:
+        threshold = None
+    return {"replica": replica, "distinct": distinct, "threshold": threshold, "separates": threshold is not None}
 
 
 def duplicate_pairs(embeddings, threshold: float) -> list[tuple[int, int, float]]:
@@ -92,7 +134,7 @@ def plot_nearest_similarity(groups: dict[str, np.ndarray], threshold: float | No
         ax.hist(values, bins=bins, histtype="step", lw=2, label=f"{name} (n={len(values)})")
     if threshold is not None:
         ax.axvline(threshold, color="k", ls="--", label=f"replica threshold {threshold:.3f}")
-    ax.set_xlabel("cosine similarity to the nearest training song (CLAP audio)")
+    ax.set_xlabel("cosine similarity to the nearest training song")
     ax.set_ylabel("songs")
     ax.legend(fontsize=8)
     fig.tight_layout()

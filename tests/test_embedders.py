@@ -170,3 +170,21 @@ def test_no_stand_in_poses_as_a_paper_model():
     name = CrepeEmbedder(hop_seconds=1.0).name
     assert not any(paper in name.split(":")[0] for paper in ("openl3", "PaSST", "LAION"))
     assert embedders.OpenL3Embedder.name.startswith("openl3") and embedders.PasstTagger.name.startswith("PaSST")
+
+
+def test_clap_scorer_reads_a_transformers_format_laion_folder(tmp_path):
+    """A local copy of laion/clap-htsat-fused (config, weights, tokenizer, preprocessor) at toy size."""
+    from transformers import ClapFeatureExtractor
+
+    from samod.clap import ClapEncoder, ClapModelConfig, train_clap_tokenizer
+    tokenizer = train_clap_tokenizer(["Genre: jazz", "rock", "Genre: metal"], vocab_size=300)
+    torch.manual_seed(0)
+    encoder = ClapEncoder(ClapModelConfig.tiny(), tokenizer).eval()
+    folder = tmp_path / "clap-htsat-fused"
+    encoder.model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    ClapFeatureExtractor(feature_size=32, max_length_s=5, frequency_min=50).save_pretrained(folder)
+    scorer = ClapScorer.from_folder(folder)
+    assert scorer.name == "CLAP checkpoint clap-htsat-fused (transformers format)"
+    audio = np.random.default_rng(0).standard_normal((2, 2, 3 * SAMPLE_RATE)).astype(np.float32) * 0.1
+    assert np.allclose(scorer.embed(audio), ClapScorer(encoder, "same").embed(audio), atol=1e-6)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from samod import evaluation as ev
-from samod.memorization import (cosine_matrix, duplicate_pairs, nearest_neighbours, replica_threshold, replica_variant,
-                                top_candidates)
+from samod.memorization import (FrameStatistics, centred, cosine_matrix, duplicate_pairs, nearest_neighbours,
+                                replica_check, replica_threshold, replica_variant, top_candidates)
 from samod.profiles import SAMPLE_RATE
 
 SDD_COLUMNS = ["caption_id", "track_id", "caption", "is_valid_subset", "familiarity", "artist_id", "album_id", "path",
@@ -158,3 +158,28 @@ def test_replica_variant_is_a_shifted_louder_copy():
     x = np.random.default_rng(0).standard_normal((2, 100)).astype(np.float32)
     y = replica_variant(x, gain_db=6.0, shift_samples=3)
     assert y.shape == x.shape and np.allclose(y[:, 3:], x[:, :-3] * 10 ** (6 / 20)) and np.all(y[:, :3] == 0)
+
+
+def test_replica_check_says_when_an_embedding_cannot_separate():
+    rng = np.random.default_rng(0)
+    songs = rng.standard_normal((6, 16))
+    good = replica_check(songs, songs[[1, 4]] + 1e-3 * rng.standard_normal((2, 16)), [1, 4])
+    assert good["separates"] and max(good["distinct"]) < good["threshold"] < min(good["replica"])
+    collapsed = np.ones((6, 16)) + 1e-4 * rng.standard_normal((6, 16))  # every song in the same place
+    bad = replica_check(collapsed, collapsed[[1, 4]] + 1e-2 * rng.standard_normal((2, 16)), [1, 4])
+    assert not bad["separates"] and bad["threshold"] is None
+    assert np.allclose(centred(songs, songs.mean(axis=0)).mean(axis=0), 0)
+
+
+def test_frame_statistics_are_mean_and_std_of_frames():
+    class Frames:
+        name = "toy frames: a stand-in"
+
+        def embed(self, audio):
+            return audio[0].T  # (T, A): every sample a frame of A features
+
+    stats = FrameStatistics(Frames())
+    x = np.random.default_rng(0).standard_normal((2, 50))
+    v = stats.embed_files([x, 2 * x])
+    assert v.shape == (2, 4) and np.allclose(v[0], np.r_[x.mean(1), x.std(1)]) and np.allclose(v[1], 2 * v[0])
+    assert stats.name == "mean and std over frames of toy frames"
