@@ -25,7 +25,7 @@ import csv
 import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from samod.audio import load_audio, save_audio
+from samod import metrics
 from samod.metrics import clap_score, frechet_distance, kl_divergence, window_logits_mean
 from samod.profiles import SAMPLE_RATE, Profile, get_profile
 from samod.train import file_sha256
@@ -260,16 +261,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 def write_table(rows: list[dict], path_stem: str | Path, title: str, notes: dict) -> tuple[Path, Path]:
     """path_stem.md and .json: the measured rows, the embedders that made each column, the provenance."""
-    if any(row.get("source") != "measured" for row in rows):
-        raise ValueError("only measured rows go into a table; show published numbers beside it, labelled")
-    notes = {"profile": get_profile().name, **notes}
-    path_stem = Path(path_stem)
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
-    md = f"# {title}\n\n{markdown_table(rows)}\n\n" + "".join(f"- {k}: {v}\n" for k, v in notes.items())
-    md_path, json_path = Path(f"{path_stem}.md"), Path(f"{path_stem}.json")
-    md_path.write_text(md)
-    json_path.write_text(json.dumps({"title": title, "rows": rows, "notes": notes}, indent=1) + "\n")
-    return md_path, json_path
+    return metrics.write_table(rows, path_stem, title, notes, markdown=markdown_table)
 
 
 def plot_rows(rows: list[dict], title: str = ""):
@@ -285,7 +277,3 @@ def plot_rows(rows: list[dict], title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig, {"rows": [{k: r[k] for k in ("model", "seconds", "FD", "KL", "CLAP score")} for r in rows]}
-
-
-def config_dict(config: EvalConfig) -> dict:
-    return asdict(config)

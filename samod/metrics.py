@@ -202,11 +202,13 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_table(rows: list[dict], path_stem: str | Path, title: str, notes: dict) -> tuple[Path, Path]:
+def write_table(rows: list[dict], path_stem: str | Path, title: str, notes: dict,
+                markdown=None) -> tuple[Path, Path]:
     """Write path_stem.md (title, table, notes as a list) and path_stem.json (title, rows, notes).
 
     notes record the provenance: which files, how many seconds, profile, seed, hardware, commit.
     The active profile is added when notes do not name one. Only measured rows are accepted.
+    markdown(rows) -> str formats the table (default: Table 5's columns, markdown_table).
     """
     published = [row["model"] for row in rows if row.get("source") != "measured"]
     if published:
@@ -215,9 +217,9 @@ def write_table(rows: list[dict], path_stem: str | Path, title: str, notes: dict
     notes = {"profile": get_profile().name, **notes}
     path_stem = Path(path_stem)
     path_stem.parent.mkdir(parents=True, exist_ok=True)
-    markdown = f"# {title}\n\n{markdown_table(rows)}\n\n" + "".join(f"- {k}: {v}\n" for k, v in notes.items())
+    text = f"# {title}\n\n{(markdown or markdown_table)(rows)}\n\n" + "".join(f"- {k}: {v}\n" for k, v in notes.items())
     md_path, json_path = Path(f"{path_stem}.md"), Path(f"{path_stem}.json")  # a stem may hold dots
-    md_path.write_text(markdown)
+    md_path.write_text(text)
     json_path.write_text(json.dumps({"title": title, "rows": rows, "notes": notes}, indent=1) + "\n")
     return md_path, json_path
 
