@@ -63,6 +63,12 @@ def window_starts(samples: int, window: int, hop: int) -> list[int]:
     return list(range(0, samples - window + hop, hop))
 
 
+def cut_windows(x: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """(..., T) -> (W, ..., window): the windows of `window_starts`, the last ones zero-padded."""
+    return np.stack([np.pad(x[..., s:s + window], [(0, 0)] * (x.ndim - 1) + [(0, max(0, s + window - x.shape[-1]))])
+                     for s in window_starts(x.shape[-1], window, hop)])
+
+
 def _check_audio(audio) -> np.ndarray:
     audio = np.asarray(audio.detach().cpu() if torch.is_tensor(audio) else audio, dtype=np.float32)
     if audio.ndim != 3 or audio.shape[1] not in (1, 2) or audio.shape[2] == 0:
@@ -290,8 +296,7 @@ class ClapGenreTagger:
         """(B, A, T) -> per file (windows, K) logits."""
         out = []
         for file in _check_audio(audio):
-            windows = np.stack([np.pad(file[:, s:s + self.window], ((0, 0), (0, max(0, s + self.window - file.shape[1]))))
-                                for s in window_starts(file.shape[1], self.window, self.hop)])  # (W, A, window)
+            windows = cut_windows(file, self.window, self.hop)  # (W, A, window)
             out.append(self.scale * self.scorer.embed(windows) @ self.classes.T)  # (W, K)
         return out
 
@@ -345,7 +350,6 @@ class PasstTagger:
         window, hop = 10 * self.sample_rate, 5 * self.sample_rate
         for file in _check_audio(audio):
             mono = resample(file.mean(axis=0, keepdims=True), SAMPLE_RATE, self.sample_rate)[0]  # (T',)
-            windows = np.stack([np.pad(mono[s:s + window], (0, max(0, s + window - len(mono))))
-                                for s in window_starts(len(mono), window, hop)])  # (W, 320000)
+            windows = cut_windows(mono, window, hop)  # (W, 320000)
             out.append(self.model(torch.from_numpy(windows).float()).numpy())  # (W, 527)
         return out
