@@ -1,16 +1,21 @@
 # samod: `make demo` runs the main job at the active profile; `make test` runs every test and notebook.
 # Both set everything up first: a virtual environment in .venv, the requirements, the corpus.
 # Profile: SAMOD_PROFILE=tiny (default) | small | paper, e.g. `make demo SAMOD_PROFILE=small`.
+# A run writes only under artifacts/<profile>/ (figures and tables in its figures/, or $SAMOD_FIGURES);
+# the committed figures/ are the tiny profile's reference results, rebuilt on purpose by `make reference-figures`.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export SAMOD_PROFILE ?= tiny
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
-CORPUS = $(shell $(BIN)/python -c "import samod; print(samod.get_profile().corpus_dir)")
+# $(shell) does not see exported variables before GNU make 4.4, so the profile's are passed to it explicitly
+PROFILE_VARS = SAMOD_PROFILE='$(SAMOD_PROFILE)' SAMOD_HOME='$(SAMOD_HOME)' SAMOD_FIGURES='$(SAMOD_FIGURES)'
+PROFILE_ROOT = $(shell $(PROFILE_VARS) $(BIN)/python -c "import samod; print(samod.get_profile().root)")
+FIGURES_DIR = $(shell $(PROFILE_VARS) $(BIN)/python -c "import samod; print(samod.get_profile().figures_dir)")
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: setup corpus demo figures test unit notebooks strip clean
+.PHONY: setup corpus demo figures reference-figures test unit notebooks strip clean
 
 setup: $(STAMP)
 
@@ -31,12 +36,17 @@ corpus: setup
 # The main job at the active profile: every notebook in order (executed copies in artifacts/<profile>/notebooks).
 # Later stages extend it until it ends with a song generated from a text prompt and written to disk.
 demo: corpus
-	@mkdir -p "$$(dirname $(CORPUS))/notebooks"
+	@mkdir -p "$(PROFILE_ROOT)/notebooks"
 	$(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
-	  --output-dir "$$(dirname $(CORPUS))/notebooks" $(NOTEBOOKS)
-	@echo "executed notebooks in $$(dirname $(CORPUS))/notebooks; figures and tables in figures/"
+	  --output-dir "$(PROFILE_ROOT)/notebooks" $(NOTEBOOKS)
+	@echo "executed notebooks in $(PROFILE_ROOT)/notebooks; figures and tables in $(FIGURES_DIR)"
 
 figures: demo
+
+# Rebuild the committed reference figures on purpose: the main job at the tiny profile, writing its figures
+# and tables into the repository's figures/ instead of artifacts/tiny/figures/. Review the diff, then commit.
+reference-figures:
+	$(MAKE) demo SAMOD_PROFILE=tiny SAMOD_FIGURES=$(CURDIR)/figures
 
 test: corpus unit notebooks
 

@@ -2,12 +2,14 @@
 
 Two renderers, the same interface (`render(midi, seconds) -> (2, samples) float32`):
 
-- `FluidSynthRenderer` (the better one): the FluidSynth program with the FluidR3 GM soundfont, both
-  from Debian (`apt-get install --no-install-recommends fluidsynth fluid-soundfont-gm`). Its chorus
-  effect is turned off: with it on, many patches come out with left and right in opposite phase,
-  which a stereo model would learn as a property of music. Reverb stays on.
-- `TinySoundFontRenderer` (needs only PyPI): TinySoundFont (the `tinysoundfont` wheel) playing the
-  small TimGM6mb soundfont that ships inside pretty_midi's wheel. Used when FluidSynth is missing.
+- `TinySoundFontRenderer` (the default, needs only PyPI): TinySoundFont (the `tinysoundfont` wheel)
+  playing the small TimGM6mb soundfont that ships inside pretty_midi's wheel. Every machine renders
+  the same corpus with it, and the models (the reference weights included) are trained on that corpus.
+- `FluidSynthRenderer` (only when asked for: `SAMOD_RENDERER=fluidsynth` or `--renderer fluidsynth`):
+  the FluidSynth program with the FluidR3 GM soundfont, both from Debian
+  (`apt-get install --no-install-recommends fluidsynth fluid-soundfont-gm`). Its chorus effect is
+  turned off: with it on, many patches come out with left and right in opposite phase, which a stereo
+  model would learn as a property of music. Reverb stays on.
 
 Both honour each track's pan (MIDI controller 10) and are deterministic: the same MIDI gives the
 same samples. Every song is then peak-normalised to -1 dBFS so that levels are comparable.
@@ -28,6 +30,8 @@ import soundfile as sf
 
 from samod.profiles import SAMPLE_RATE
 
+RENDERER_ENV = "SAMOD_RENDERER"  # fluidsynth | tinysoundfont; unset: the default
+DEFAULT_RENDERER = "tinysoundfont"  # the same corpus on every machine, whatever is installed
 FLUIDR3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 TIMGM6MB = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
 PEAK = 10 ** (-1 / 20)  # -1 dBFS
@@ -124,29 +128,25 @@ def _channels(midi: pretty_midi.PrettyMIDI):
             channel += 1 + (channel == 8)
 
 
-def best_renderer():
-    """FluidSynth if installed, else TinySoundFont; a clear error if neither is."""
-    for renderer in (FluidSynthRenderer, TinySoundFontRenderer):
-        if renderer.available():
-            return renderer()
-    raise RuntimeError("no renderer available: install FluidSynth and its soundfont "
-                       "(apt-get install --no-install-recommends fluidsynth fluid-soundfont-gm) "
-                       "or the PyPI package tinysoundfont (pip install --no-deps tinysoundfont)")
+RENDERERS = {"tinysoundfont": TinySoundFontRenderer, "fluidsynth": FluidSynthRenderer}
+INSTALL = {"tinysoundfont": "pip install --no-deps tinysoundfont (the Makefile does)",
+           "fluidsynth": "apt-get install --no-install-recommends fluidsynth fluid-soundfont-gm (as root)"}
 
 
 def get_renderer(name: str = "auto"):
-    """A renderer by name: fluidsynth | tinysoundfont | auto.
+    """A renderer by name: tinysoundfont | fluidsynth | auto.
 
-    "auto" is $SAMOD_RENDERER when set (e.g. to try the PyPI-only path on a machine that has
-    FluidSynth), else the best available renderer.
+    "auto" is $SAMOD_RENDERER when set, else TinySoundFont, even where FluidSynth is installed: the
+    default corpus must not depend on what a machine happens to have. FluidSynth renders only when
+    asked for by name, and a clear error says how to install whichever renderer is missing.
     """
     if name == "auto":
-        name = os.environ.get("SAMOD_RENDERER", "auto")
-    if name == "auto":
-        return best_renderer()
-    renderers = {"fluidsynth": FluidSynthRenderer, "tinysoundfont": TinySoundFontRenderer}
-    if name not in renderers:
-        raise ValueError(f"unknown renderer {name!r}: choose auto, fluidsynth or tinysoundfont")
-    if not renderers[name].available():
-        raise RuntimeError(f"renderer {name!r} is not available here; try --renderer auto")
-    return renderers[name]()
+        name = os.environ.get(RENDERER_ENV) or DEFAULT_RENDERER
+    name = name.strip().lower()
+    if name not in RENDERERS:
+        raise ValueError(f"unknown renderer {name!r} (from --renderer or ${RENDERER_ENV}): "
+                         f"choose {' or '.join(RENDERERS)}")
+    if not RENDERERS[name].available():
+        instead = "" if name == DEFAULT_RENDERER else f"; or leave it out to render with {DEFAULT_RENDERER}"
+        raise RuntimeError(f"renderer {name!r} is not installed here: {INSTALL[name]}{instead}")
+    return RENDERERS[name]()

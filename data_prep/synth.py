@@ -15,6 +15,8 @@ rerun with the same arguments, resumes where it stopped (data_prep/common.py); a
 to render or comes out silent is skipped with its reason and listed in DIR/skipped.txt.
 
 Without arguments beyond --out, the active profile's corpus size is used (samod/profiles.py).
+The renderer is TinySoundFont unless FluidSynth is asked for (--renderer fluidsynth or
+SAMOD_RENDERER=fluidsynth): the default corpus is the same whatever a machine has installed.
 Taught in notebooks/00_data.ipynb.
 """
 from __future__ import annotations
@@ -109,11 +111,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-seconds", type=float, default=profile.min_seconds)
     parser.add_argument("--max-seconds", type=float, default=profile.max_seconds)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--renderer", default="auto", choices=["auto", "fluidsynth", "tinysoundfont"])
+    parser.add_argument("--renderer", default="auto", choices=["auto", "tinysoundfont", "fluidsynth"],
+                        help="auto (default): $SAMOD_RENDERER when set, else tinysoundfont, on every machine; "
+                             "fluidsynth only when asked for (apt-get install fluidsynth fluid-soundfont-gm)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     a = parser.parse_args(argv)
     if a.n_songs < 1 or a.min_seconds <= 0 or a.max_seconds <= a.min_seconds:
         parser.error("need --n-songs >= 1 and 0 < --min-seconds < --max-seconds")
+    try:  # a renderer asked for but missing (or an unknown $SAMOD_RENDERER): one line saying how to install it
+        get_renderer(a.renderer)
+    except (RuntimeError, ValueError) as error:
+        parser.error(str(error))
     start = time.perf_counter()
     records, skipped = build_corpus(a.out, a.n_songs, a.seed, a.min_seconds, a.max_seconds, a.workers,
                                     a.renderer, progress=not a.quiet)

@@ -2,7 +2,8 @@
 
 Readers look before they listen: `show_audio` puts a spectrogram beside every player (both embedded
 as HTML, so they survive in any notebook viewer). Figure functions return the figure and the numbers
-behind it; `save_figure` writes both under figures/ (PNG plus JSON, the JSON naming the profile).
+behind it; `save_figure` writes both to the profile's figures folder (PNG plus JSON, the JSON naming the
+profile): `get_profile().figures_dir`, i.e. artifacts/<profile>/figures/ unless $SAMOD_FIGURES says otherwise.
 
 - `figure1_song_lengths`: paper 1 Figure 1, the cumulative histogram of song lengths with the
   90 s / 190 s / 285 s windows marked (vertical axis warped by a power law, as in the paper).
@@ -21,9 +22,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from samod.profiles import REPO_ROOT, SAMPLE_RATE, get_profile
+from samod.profiles import SAMPLE_RATE, get_profile
 
-FIGURES = REPO_ROOT / "figures"
 SECTION_COLOURS = {"intro": "#8da0cb", "verse": "#66c2a5", "chorus": "#fc8d62", "bridge": "#e78ac3",
                    "outro": "#a6d854"}
 WINDOWS = (90.0, 190.0, 285.0)  # seconds: previous models' 90 s, SA2 pre-training 190 s, SA2 285 s
@@ -171,9 +171,12 @@ def plot_tempo_recovery(result: dict):
     return fig
 
 
-def save_figure(fig, numbers: dict, name: str, folder: str | Path = FIGURES) -> Path:
-    """Write figures/<name>.png and figures/<name>.json (the numbers, plus the profile that made them)."""
-    folder = Path(folder)
+def save_figure(fig, numbers: dict, name: str, folder: str | Path | None = None) -> Path:
+    """Write <folder>/<name>.png and <folder>/<name>.json (the numbers, plus the profile that made them).
+
+    `folder` defaults to the active profile's figures folder (`get_profile().figures_dir`).
+    """
+    folder = Path(folder) if folder is not None else get_profile().figures_dir
     folder.mkdir(parents=True, exist_ok=True)
     fig.savefig(folder / f"{name}.png", dpi=110, bbox_inches="tight")
     payload = {"profile": get_profile().name, **numbers}

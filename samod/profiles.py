@@ -16,6 +16,10 @@ Artifacts live under ``$SAMOD_HOME/<profile>/`` (default ``<repository>/artifact
     corpus/        the rendered song corpus (data_prep.synth): audio/, midi/, metadata.jsonl
     cache/         derived data (encoded latents, embeddings)
     checkpoints/   trained models, one sub-folder per stage
+    figures/       the figures and tables the notebooks write (``$SAMOD_FIGURES`` when set)
+
+The repository's own ``figures/`` holds the committed reference results of the ``tiny`` profile; a run
+never writes there unless asked to (``make reference-figures`` sets ``SAMOD_FIGURES`` to it).
 
 Taught in notebooks/00_data.ipynb.
 """
@@ -27,6 +31,7 @@ from pathlib import Path
 
 PROFILE_ENV = "SAMOD_PROFILE"  # tiny | small | paper
 HOME_ENV = "SAMOD_HOME"  # root folder of all artifacts
+FIGURES_ENV = "SAMOD_FIGURES"  # folder for figures and tables, overriding <profile root>/figures
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_RATE = 44100  # Hz, stereo, everywhere in samod (paper 1 §2.1)
 
@@ -59,6 +64,12 @@ class Profile:
     @property
     def checkpoint_dir(self) -> Path:
         return self.root / "checkpoints"
+
+    @property
+    def figures_dir(self) -> Path:
+        """Where figures and tables are written: $SAMOD_FIGURES when set, else <root>/figures."""
+        folder = os.environ.get(FIGURES_ENV)
+        return Path(folder) if folder else self.root / "figures"
 
 
 def tiny() -> Profile:

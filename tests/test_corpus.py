@@ -1,7 +1,7 @@
 """Tests of the synthetic corpus: data_prep/compose.py, render.py, synth.py, common.py (Progress) and tempo.py.
 
-Songs are short (8 to 14 s) and most renders use TinySoundFont (the PyPI fallback, ~0.1 s a song);
-FluidSynth is tested where the Debian program and its soundfont are installed.
+Songs are short (8 to 14 s) and most renders use TinySoundFont (the default renderer, ~0.1 s a song);
+FluidSynth, used only when asked for, renders in tests where the Debian program and its soundfont are installed.
 """
 import collections
 import json
@@ -209,11 +209,32 @@ def test_fluidsynth_chorus_off_keeps_channels_in_phase():
         assert np.corrcoef(audio)[0, 1] > 0.3
 
 
-def test_get_renderer_names():
+def test_get_renderer_names(monkeypatch):
+    monkeypatch.delenv("SAMOD_RENDERER", raising=False)
     assert get_renderer("tinysoundfont").name == "tinysoundfont"
-    assert get_renderer("auto").name == ("fluidsynth" if FluidSynthRenderer.available() else "tinysoundfont")
+    # the default is TinySoundFont on every machine, FluidSynth installed or not: one corpus everywhere
+    assert get_renderer("auto").name == get_renderer().name == "tinysoundfont"
+    monkeypatch.setattr(FluidSynthRenderer, "available", classmethod(lambda cls: True))
+    assert get_renderer("auto").name == "tinysoundfont"
     with pytest.raises(ValueError, match="unknown renderer"):
         get_renderer("timidity")
+
+
+def test_fluidsynth_only_when_asked_for(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("SAMOD_RENDERER", "fluidsynth")
+    monkeypatch.setattr(FluidSynthRenderer, "available", classmethod(lambda cls: False))
+    with pytest.raises(RuntimeError, match="apt-get install --no-install-recommends fluidsynth fluid-soundfont-gm"):
+        get_renderer("auto")
+    with pytest.raises(RuntimeError, match="apt-get install"):
+        get_renderer("fluidsynth")
+    with pytest.raises(SystemExit) as exit_info:  # the command line says it in one line, before writing anything
+        synth.main(["--out", str(tmp_path / "x"), "--quiet"])
+    assert exit_info.value.code == 2 and "apt-get install" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    monkeypatch.setattr(FluidSynthRenderer, "available", classmethod(lambda cls: True))
+    assert get_renderer("auto").name == get_renderer("fluidsynth").name == "fluidsynth"
+    monkeypatch.setenv("SAMOD_RENDERER", "tinysoundfont")
+    assert get_renderer("auto").name == "tinysoundfont"
 
 
 # ---------------------------------------------------------------- build_corpus

@@ -1,4 +1,4 @@
-"""The profile switch: SAMOD_PROFILE picks the sizes, SAMOD_HOME where artifacts live."""
+"""The profile switch: SAMOD_PROFILE picks the sizes, SAMOD_HOME where artifacts live, SAMOD_FIGURES where figures go."""
 
 import pytest
 
@@ -38,3 +38,23 @@ def test_sizes_grow_with_the_profile():
     assert t.n_songs < s.n_songs <= p.n_songs
     assert t.max_seconds < s.max_seconds and s.min_seconds >= 60.0
     assert t.pretrain_seconds < t.finetune_seconds and s.pretrain_seconds < s.finetune_seconds
+
+
+def test_figures_go_under_the_profile_unless_samod_figures_says(monkeypatch, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from samod.display import save_figure
+
+    monkeypatch.delenv("SAMOD_FIGURES", raising=False)
+    monkeypatch.delenv("SAMOD_PROFILE", raising=False)
+    monkeypatch.delenv("SAMOD_HOME", raising=False)
+    assert tiny().figures_dir == REPO_ROOT / "artifacts" / "tiny" / "figures"  # never the committed figures/
+    monkeypatch.setenv("SAMOD_HOME", str(tmp_path / "home"))
+    assert small().figures_dir == small().root / "figures" == tmp_path / "home" / "small" / "figures"
+    fig = plt.figure()
+    assert save_figure(fig, {"x": 1}, "check") == tmp_path / "home" / "tiny" / "figures" / "check.png"
+    monkeypatch.setenv("SAMOD_FIGURES", str(tmp_path / "reference"))
+    assert tiny().figures_dir == paper().figures_dir == tmp_path / "reference"
+    assert save_figure(fig, {"x": 1}, "check") == tmp_path / "reference" / "check.png"
+    assert (tmp_path / "reference" / "check.json").read_text() == '{\n "profile": "tiny",\n "x": 1\n}\n'
+    plt.close(fig)
