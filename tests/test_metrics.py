@@ -1,4 +1,5 @@
-"""Table 5's reconstruction metrics (auraloss, per file), the silence and low-pass baselines, the table."""
+"""Table 5's reconstruction metrics (auraloss, per file), the silence and low-pass baselines, input
+dependence (does an output follow its own input?), the table."""
 import json
 
 import numpy as np
@@ -7,8 +8,9 @@ import torch
 
 import auraloss
 from samod.metrics import (METRIC_NAMES, PAPER_NUMBERS_PER_SECOND, PUBLISHED_TABLE5, TABLE5_HEADER,
+                           envelope_similarity, input_dependence, input_dependence_gate, log_mel_envelopes,
                            lowpass_baseline, lowpass_kernel, markdown_table, metric_modules,
-                           reconstruction_metrics, silence_baseline, table5_row, write_table)
+                           reconstruction_metrics, silence_baseline, silence_gap_db, table5_row, write_table)
 
 SR = 44100
 
@@ -180,3 +182,127 @@ def test_zero_shot_accuracy():
     classes = torch.eye(3)
     audio = torch.tensor([[1.0, 0.1, 0], [0, 0.2, 1.0], [0, 1.0, 0.3], [1.0, 0, 0]])
     assert zero_shot_accuracy(audio, classes, [0, 2, 1, 1]) == 0.75
+
+
+# ---------------------------------------------------------------------------------------------------
+# Input dependence: does an output follow its own input?
+# ---------------------------------------------------------------------------------------------------
+
+def note_song(seed, seconds=3.0):
+    """(2, samples) stereo: a seeded random song of decaying harmonic notes and noise bursts.
+
+    Notes: random pitch (MIDI 36-89), onset, length, decay, harmonic weights and pan. Bursts: short
+    decaying white noise (a snare or hi-hat stand-in) at random times. Every seed is a different song.
+    """
+    rng = np.random.default_rng(seed)
+    samples = int(seconds * SR)
+    out = np.zeros((2, samples))
+    for _ in range(rng.integers(10, 20)):
+        start = int(rng.uniform(0, seconds - 0.2) * SR)
+        t = np.arange(min(samples - start, int(rng.uniform(0.1, 0.8) * SR))) / SR
+        f0 = 440 * 2 ** ((rng.integers(36, 90) - 69) / 12)
+        tone = sum(rng.uniform(0.2, 1) / k * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi))
+                   for k in range(1, 8) if k * f0 < SR / 2)
+        note = rng.uniform(0.1, 0.3) * np.exp(-t * rng.uniform(2, 12)) * np.minimum(1, t / 0.005) * tone
+        pan = rng.uniform(0.2, 0.8)
+        out[:, start:start + len(t)] += np.stack([(1 - pan) * note, pan * note])
+    for _ in range(rng.integers(5, 15)):
+        start = int(rng.uniform(0, seconds - 0.1) * SR)
+        t = np.arange(min(samples - start, int(0.1 * SR))) / SR
+        burst = rng.uniform(0.05, 0.2) * rng.standard_normal(len(t)) * np.exp(-t * rng.uniform(30, 80))
+        out[:, start:start + len(t)] += burst  # the same in both channels: centred
+    return torch.from_numpy(out).float()
+
+
+@pytest.fixture(scope="module")
+def songs():
+    return [note_song(seed) for seed in range(10)]
+
+
+def dependence(references, outputs):
+    return input_dependence(references, outputs, SR)
+
+
+def test_constant_output_is_caught(songs):
+    average = torch.stack(songs).mean(dim=0)  # (2, samples): the mean of all songs, for every input
+    for constant in (songs[0], average):
+        numbers = dependence(songs, [constant] * len(songs))
+        assert numbers["chance"] == 0.1 and numbers["identification"] <= 0.1  # at most one by luck
+        assert numbers["specificity_ratio"] == pytest.approx(1.0)  # exactly 1 for any constant output
+        passed, reasons = input_dependence_gate(numbers)
+        assert not passed and len(reasons) == 2
+        assert "identification" in reasons[0] and "chance 0.10 = 1/10" in reasons[0]
+        assert "specificity ratio 1.00" in reasons[1]
+
+
+def test_lowpass_and_mild_damage_follow_their_input(songs):
+    half = [0.5 * x for x in songs]
+    eight_bit = [torch.round(x * 127) / 127 for x in songs]
+    lowpass = [lowpass_baseline(x, PAPER_NUMBERS_PER_SECOND) for x in songs]
+    for outputs, min_own, max_ratio in ((half, 0.999, 0.01), (eight_bit, 0.8, 0.25), (lowpass, 0.25, 0.85)):
+        numbers = dependence(songs, outputs)
+        assert numbers["identification"] == 1.0
+        assert numbers["own_similarity"] > min_own and numbers["specificity_ratio"] < max_ratio
+        assert abs(numbers["other_similarity"]) < 0.15
+        assert input_dependence_gate(numbers) == (True, [])
+    assert envelope_similarity(songs[0], songs[0]) == pytest.approx(1.0)
+    assert envelope_similarity(songs[0], half[0]) == pytest.approx(1.0)  # the floor follows the gain
+
+
+def test_another_song_and_silence_are_not_their_input(songs):
+    rotated = dependence(songs, songs[1:] + songs[:1])  # output i is song i + 1
+    assert rotated["identification"] == 0.0 and abs(rotated["own_similarity"]) < 0.15
+    assert rotated["specificity_ratio"] > 1.0
+    assert all(rotated["similarity"][i][(i + 1) % 10] == pytest.approx(1.0) for i in range(10))
+    silent = dependence(songs, [torch.zeros_like(x) for x in songs])
+    assert np.isfinite(silent["similarity"]).all() and not np.any(silent["similarity"])
+    assert silent["identification"] == 0.0 and silent["specificity_ratio"] == 1.0  # ties are misses
+    assert not input_dependence_gate(silent)[0]
+    assert envelope_similarity(torch.zeros(2, 4096), torch.zeros(2, 4096)) == 0.0  # nothing to follow
+
+
+def test_band_limited_reference_skips_its_silent_bands():
+    # a 200 Hz tone swelling and fading: the top bands never rise above the floor; a copy still scores 1.0
+    t = torch.arange(SR) / SR
+    tone = (torch.sin(2 * torch.pi * 200 * t) * (0.2 + torch.sin(torch.pi * t) ** 2)).repeat(2, 1)
+    _, audible = log_mel_envelopes(tone, SR)
+    assert 0 < audible.sum() < 64  # the top bands are below the floor: skipped
+    assert envelope_similarity(tone, tone.clone()) == pytest.approx(1.0)
+    assert envelope_similarity(tone, 0.7 * tone + 0.001) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_input_dependence_says_what_to_do(songs):
+    x, y = songs[0], songs[1]
+    with pytest.raises(ValueError, match="at least 2"):
+        input_dependence([x], [x])
+    with pytest.raises(ValueError, match="2 references but 1 outputs"):
+        input_dependence([x, y], [x])
+    with pytest.raises(ValueError, match=r"file 1: reference has shape \(2, 132300\) but output has shape "
+                                         r"\(2, 132000\)"):
+        input_dependence([x, y], [x, y[:, :132000]])
+    # clips of different lengths are compared on their common span
+    assert input_dependence([x, y[:, :100000]], [x, y[:, :100000]])["identification"] == 1.0
+
+
+def test_silence_gap_db():
+    x = song()
+    assert silence_gap_db(x, x) == 0.0
+    assert silence_gap_db(0.5 * x, x) == pytest.approx(20 * np.log10(2), abs=1e-6)  # 6.02 dB
+    assert silence_gap_db(0.5 * x, [x, x]) == pytest.approx(6.0206, abs=1e-3)
+    assert silence_gap_db(x, 0.5 * x) == pytest.approx(-6.0206, abs=1e-3)  # louder on silence: negative
+    gap = silence_gap_db(torch.zeros_like(x), x)
+    assert np.isfinite(gap) and gap > 150
+
+
+def test_table_with_input_dependence_columns(songs):
+    references = songs[:3]
+    outputs = [lowpass_baseline(x, PAPER_NUMBERS_PER_SECOND) for x in references]
+    numbers = dependence(references, outputs)
+    row = table5_row("low-pass", reconstruction_metrics(references, outputs, progress=False), SR, None, None,
+                     input_dependence=numbers)
+    assert row["identification"] == 1.0 and row["specificity_ratio"] == numbers["specificity_ratio"]
+    table = markdown_table([row, PUBLISHED_TABLE5[-1]]).splitlines()
+    assert table[0].endswith("| latent channels | identification ↑ | specificity ratio ↓ |")
+    assert table[2].endswith(f"| — | — | 1.00 | {numbers['specificity_ratio']:.2f} |")
+    assert table[3].endswith("| 21.5 Hz | 64 | — | — |")  # published rows have no such numbers
+    json.dumps(row)  # plain numbers, ready for write_table
