@@ -15,7 +15,7 @@ PROFILE_ROOT = $(shell $(PROFILE_VARS) $(BIN)/python -c "import samod; print(sam
 FIGURES_DIR = $(shell $(PROFILE_VARS) $(BIN)/python -c "import samod; print(samod.get_profile().figures_dir)")
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: setup corpus demo figures reference-figures test unit notebooks strip clean
+.PHONY: setup corpus demo figures reference-figures weights test unit notebooks strip clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,11 @@ figures: demo
 # and tables into the repository's figures/ instead of artifacts/tiny/figures/. Review the diff, then commit.
 reference-figures:
 	$(MAKE) demo SAMOD_PROFILE=tiny SAMOD_FIGURES=$(CURDIR)/figures
+
+# Retrain the profile's reference weights from scratch (resumes when interrupted) and export them to
+# samod/weights/<profile>/ with their provenance; about an hour on 2 CPU cores at tiny. Review, then commit.
+weights: corpus
+	$(BIN)/python -m samod.reference autoencoder
 
 test: corpus unit notebooks
 

@@ -395,16 +395,16 @@ class AutoencoderRecipe:
 
 
 def train_autoencoder(recipe: AutoencoderRecipe | None = None, profile: Profile | None = None,
-                      progress: bool = True) -> tuple[Autoencoder, list[dict]]:
+                      progress: bool = True, folder: Path | None = None) -> tuple[Autoencoder, list[dict]]:
     """Train (or resume, or just load a finished run of) the VAE of a profile on its corpus.
 
     Trains on the training split of the profile's corpus (samod.data.split_records), checkpoints to
-    <profile>/checkpoints/autoencoder/ and returns the autoencoder with its EMA weights, in eval mode,
-    and the logged history.
+    `folder` (default <profile>/checkpoints/autoencoder/, the profile's own VAE) and returns the
+    autoencoder with its EMA weights, in eval mode, and the logged history.
     """
     profile = profile or get_profile()
     recipe = recipe or AutoencoderRecipe.for_profile(profile.name)
-    folder = profile.checkpoint_dir / "autoencoder"
+    folder = Path(folder) if folder is not None else profile.checkpoint_dir / "autoencoder"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(asdict(recipe.model), indent=1))
     training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
@@ -420,7 +420,8 @@ def train_autoencoder(recipe: AutoencoderRecipe | None = None, profile: Profile 
     config = TrainConfig(steps=recipe.steps, ema_decay=recipe.ema_decay, checkpoint_every=max(recipe.steps // 4, 1),
                          log_every=1, seed=profile.seed, progress=progress, desc="autoencoder")
     history = Trainer(stage, config, folder).fit(lambda step: batches(step)["audio"])
-    return load_autoencoder(profile, source="own"), history
+    model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True))
+    return model.eval(), history
 
 
 def autoencoder_weights(profile: Profile | None = None, source: str | None = None) -> WeightsChoice:

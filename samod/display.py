@@ -243,3 +243,38 @@ def plot_projection(embeddings, labels: list[int], names: list[str], title: str 
     ax.legend(fontsize=7, ncol=2, loc="best")
     fig.tight_layout()
     return fig, (s[:2] ** 2 / (s ** 2).sum()).tolist()
+
+
+def plot_training_curve(curve: list[dict], live: dict | None = None, chance: float | None = None):
+    """What longer training buys: a run's measurements against its steps (samod.reference's curve).
+
+    Three panels: identification rate (with chance), the silence gap in dB, and the STFT and MEL
+    distances with the same-size low-pass baseline dashed. `live`: one more point (e.g. a short run
+    trained in the notebook), drawn as a star. The top axis of each panel gives the CPU minutes."""
+    steps = [p["step"] for p in curve]
+    minutes = [p["wall_minutes"] for p in curve]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
+    panels = [("identification", "identification rate (16 held-out songs)", axes[0]),
+              ("silence_gap_db", "decoded silence below decoded music (dB)", axes[1])]
+    for key, title, ax in panels:
+        ax.plot(steps, [p[key] for p in curve], "o-", label="reference run")
+        if live is not None:
+            ax.plot([live["step"]], [live[key]], "r*", ms=12, label="live run (this notebook)")
+        ax.set_title(title, fontsize=10)
+    if chance is not None:
+        axes[0].axhline(chance, color="gray", ls=":", label=f"chance ({chance:.2f})")
+    axes[0].set_ylim(0, 1.05)
+    for key, colour in (("stft_distance", "C0"), ("mel_distance", "C1")):
+        axes[2].plot(steps, [p[key] for p in curve], "o-", color=colour, label=key.replace("_", " "))
+        axes[2].axhline(curve[-1][f"lowpass_{key}"], color=colour, ls="--", lw=1, label=f"low-pass {key.split('_')[0]}")
+        if live is not None and key in live:
+            axes[2].plot([live["step"]], [live[key]], "*", color=colour, ms=12)
+    axes[2].set_title("Table 5 distances (lower is better)", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("training step")
+        ax.legend(fontsize=7)
+        top = ax.secondary_xaxis("top", functions=(lambda s: np.interp(s, steps, minutes),
+                                                   lambda m: np.interp(m, minutes, steps)))
+        top.set_xlabel("CPU minutes", fontsize=8)
+    fig.tight_layout()
+    return fig

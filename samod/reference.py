@@ -70,11 +70,16 @@ def weights_for(stage: str, own_path: Path, profile: Profile | None = None, sour
     if wanted == "reference" and shipped.exists():
         info = provenance(stage, profile)
         return WeightsChoice(True, shipped, f"{stage}: reference weights of the {profile.name} profile "
-                                            f"({shipped.relative_to(REPO_ROOT)}, {info['steps']} steps, "
+                                            f"({_shown(shipped)}, {info['steps']} steps, "
                                             f"{info['wall_minutes']:.0f} min on {info['hardware']}); "
                                             f"{WEIGHTS_ENV}=own uses this profile's own checkpoint")
     why = (f"{WEIGHTS_ENV}=own" if wanted == "own" else f"the {profile.name} profile ships no reference {stage}")
     return WeightsChoice(False, own_path, f"{stage}: this profile's own checkpoint {own_path} ({why})")
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the repository when it lies inside it."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def provenance(stage: str, profile: Profile | None = None) -> dict:
@@ -120,16 +125,19 @@ def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 
     """Train the profile's VAE recipe for `steps`, measure it every `evaluate_every` steps on `files`
     held-out songs (Table 5 with identification, specificity and the silence gap), export the EMA weights.
 
-    Checkpoints go to <profile>/checkpoints/autoencoder/ as usual: rerunning resumes where it stopped.
+    Checkpoints go to <profile>/checkpoints/reference/autoencoder/ (apart from the notebook's own run):
+    rerunning resumes where it stopped.
     """
     from samod.autoencoder_training import AutoencoderRecipe, table5, train_autoencoder
     from samod.data import read_metadata, split_records
 
+    facts = run_facts()  # the code that trains, not the code that is checked out when it ends
     profile = profile or get_profile()
+    folder = profile.checkpoint_dir / "reference" / "autoencoder"
     recipe = AutoencoderRecipe.for_profile(profile.name)
     recipe = replace(recipe, steps=steps or recipe.steps)
     _, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
-    log_path = profile.checkpoint_dir / "autoencoder" / "reference_curve.json"
+    log_path = folder / "curve.json"
     curve = json.loads(log_path.read_text()) if log_path.exists() else []
     start = time.time() - (curve[-1]["wall_minutes"] * 60 if curve else 0.0)
     done = curve[-1]["step"] if curve else 0
@@ -137,7 +145,7 @@ def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 
     for target in [*range(done + evaluate_every, recipe.steps, evaluate_every), recipe.steps]:
         if target <= done:
             continue
-        model, _ = train_autoencoder(replace(recipe, steps=target), profile, progress=True)
+        model, _ = train_autoencoder(replace(recipe, steps=target), profile, progress=True, folder=folder)
         rows, details = table5(model, held_out[:files], progress=False)
         vae, lowpass = rows[0], rows[1]
         point = {"step": target, "wall_minutes": (time.time() - start) / 60,
@@ -150,8 +158,8 @@ def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 
         log_path.write_text(json.dumps(curve, indent=1) + "\n")
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in point.items()}), flush=True)
     if model is None:  # nothing left to train: load the finished run
-        model, _ = train_autoencoder(recipe, profile, progress=False)
-    info = {"stage": "autoencoder", "profile": profile.name, **run_facts(), "seed": profile.seed,
+        model, _ = train_autoencoder(recipe, profile, progress=False, folder=folder)
+    info = {"stage": "autoencoder", "profile": profile.name, **facts, "seed": profile.seed,
             "steps": recipe.steps, "audio_hours": curve[-1]["audio_hours"], "wall_minutes": curve[-1]["wall_minutes"],
             "recipe": json.loads(json.dumps(asdict(recipe))), "weights": "EMA, float16",
             "held_out_files": files, "final": curve[-1], "curve": curve}

@@ -9,7 +9,7 @@ from torch import nn
 from samod.autoencoder_training import (AutoencoderLossConfig, AutoencoderStage, MultiScaleSTFTDiscriminator,
                                       ReconstructionLoss, STFTDiscriminator, discriminator_hinge_loss,
                                       discriminator_optimizer, feature_matching_loss, generator_adversarial_loss,
-                                      generator_optimizer)
+                                      generator_optimizer, random_gain)
 from samod.train import StepBatches, TrainConfig, Trainer, load_weights
 
 
@@ -240,3 +240,64 @@ def test_recipe_trains_saves_loads_and_scores(tmp_path, monkeypatch):
                            start=1.0, progress=False)
     assert [r["latent_channels"] for r in rows] == [4, None, None]
     assert rows[2]["si_sdr"] == -80.0 and details[rows[0]["model"]]["n_files"] == 2
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training choices: data-dependent initialisation, random gain, the short live recipe
+
+def songs_like(n=3, samples=8192, seed=0):
+    """(n, 2, samples) of different decaying tone bursts: inputs that differ in pitch, timing and level."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(samples) / 44100
+    out = []
+    for _ in range(n):
+        f = 110 * 2 ** (torch.randint(0, 36, (1,), generator=g).item() / 12)
+        onset = torch.rand(1, generator=g).item() * t[-1].item() / 2
+        env = torch.where(t > onset, torch.exp(-(t - onset) * 8), torch.zeros_like(t))
+        out.append(torch.stack([env * torch.sin(2 * math.pi * f * t)] * 2) * (0.2 + 0.3 * torch.rand(1, generator=g)))
+    return torch.stack(out)
+
+
+def test_data_dependent_init_makes_the_untrained_autoencoder_follow_its_input():
+    from samod.autoencoder import Autoencoder, AutoencoderConfig
+    from samod.autoencoder_training import data_dependent_init
+
+    songs = songs_like()
+
+    def reconstructions(model):
+        with torch.no_grad():
+            return model.decode(model.encode(songs, sample=False))  # (3, 2, T): posterior means decoded
+
+    torch.manual_seed(0)
+    model = Autoencoder(AutoencoderConfig(channels=4, latent_dim=8))
+    default = reconstructions(model)
+    # torch's initialisation: the outputs for different songs are nearly the same (the biases' constant)
+    assert (default[0] - default[1]).std() < 0.05 * default.std()
+    factors = data_dependent_init(model, songs)
+    assert len(factors) == sum(isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)) for m in model.modules())
+    assert all(m.bias is None or not m.bias.any() for m in model.modules() if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)))
+    after = reconstructions(model)
+    assert (after[0] - after[1]).std() > 0.5 * after.std()  # now each output is its own
+    assert abs(after.std().item() / songs.std().item() - 1) < 0.05  # at the level of the batch it was fitted on
+    with torch.no_grad():  # zero biases: silence in, silence out
+        assert model.decode(model.encode(torch.zeros(1, 2, 8192), sample=False)).abs().max() == 0
+
+
+def test_random_gain_scales_each_example_within_its_range():
+    audio = torch.ones(64, 2, 100)
+    torch.manual_seed(0)
+    out = random_gain(audio, 40.0)
+    gains_db = 20 * torch.log10(out[:, 0, 0])
+    assert torch.equal(out, out[:, :1, :1].expand_as(out))  # one gain per example, both channels
+    assert gains_db.min() >= -40 and gains_db.max() <= 0 and gains_db.std() > 5
+    assert torch.equal(random_gain(audio, 0.0), audio)
+
+
+def test_shortened_recipe_keeps_the_adversary_at_the_same_fraction():
+    from samod.autoencoder_training import AutoencoderRecipe
+
+    recipe = AutoencoderRecipe.tiny()
+    short = recipe.shortened(120)
+    assert short.steps == 120 and short.model == recipe.model and short.gain_db == recipe.gain_db
+    assert short.losses.discriminator_start / short.steps == pytest.approx(
+        recipe.losses.discriminator_start / recipe.steps, abs=0.01)
