@@ -259,7 +259,7 @@ def songs_like(n=3, samples=8192, seed=0):
 
 
 def test_data_dependent_init_makes_the_untrained_autoencoder_follow_its_input():
-    from samod.autoencoder import Autoencoder, AutoencoderConfig
+    from samod.autoencoder import Autoencoder, AutoencoderConfig, vae_bottleneck
     from samod.autoencoder_training import data_dependent_init
 
     songs = songs_like()
@@ -275,11 +275,17 @@ def test_data_dependent_init_makes_the_untrained_autoencoder_follow_its_input():
     assert (default[0] - default[1]).std() < 0.05 * default.std()
     factors = data_dependent_init(model, songs)
     assert len(factors) == sum(isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)) for m in model.modules())
-    assert all(m.bias is None or not m.bias.any() for m in model.modules() if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)))
+    d = model.config.latent_dim
+    assert all(m.bias is None or not m.bias.any() for m in model.modules()
+               if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)) and m is not model.encoder.proj)
+    assert not model.encoder.proj.bias[:d].any()  # the means' biases are zero too; the scales' set the std
+    with torch.no_grad():
+        _, mean, std, _ = vae_bottleneck(model.encode_distribution(songs))
+    assert abs(mean.std().item() - 1) < 0.1 and std.mean().item() == pytest.approx(0.05, rel=0.1)
     after = reconstructions(model)
     assert (after[0] - after[1]).std() > 0.5 * after.std()  # now each output is its own
     assert abs(after.std().item() / songs.std().item() - 1) < 0.05  # at the level of the batch it was fitted on
-    with torch.no_grad():  # zero biases: silence in, silence out
+    with torch.no_grad():  # zero biases: silence in, silence out (the posterior mean; a sample adds 0.05 noise)
         assert model.decode(model.encode(torch.zeros(1, 2, 8192), sample=False)).abs().max() == 0
 
 
