@@ -120,7 +120,7 @@ def run_facts() -> dict:
 # ----------------------------------------------------------------------------------------------------
 # Training the reference autoencoder
 
-def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 150, files: int = 16,
+def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 250, files: int = 16,
                                 profile: Profile | None = None) -> Path:
     """Train the profile's VAE recipe for `steps`, measure it every `evaluate_every` steps on `files`
     held-out songs (Table 5 with identification, specificity and the silence gap), export the EMA weights.
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
                                                  "(or resume) and export them to samod/weights/<profile>/.")
     parser.add_argument("stage", choices=["autoencoder"])
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
-    parser.add_argument("--evaluate-every", type=int, default=150, help="steps between measurements")
+    parser.add_argument("--evaluate-every", type=int, default=250, help="steps between measurements")
     args = parser.parse_args(argv)
     path = train_reference_autoencoder(args.steps, args.evaluate_every)
     print(f"wrote {path} and {path.with_suffix('.json').name}")
