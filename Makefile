@@ -49,9 +49,10 @@ reference-figures:
 	$(MAKE) demo SAMOD_PROFILE=tiny SAMOD_FIGURES=$(CURDIR)/figures
 
 # Retrain the profile's reference weights from scratch (resumes when interrupted) and export them to
-# samod/weights/<profile>/ with their provenance; about an hour on 2 CPU cores at tiny. Review, then commit.
+# samod/weights/<profile>/ with their provenance; about half an hour on 2 CPU cores at tiny (the autoencoder
+# stops at step 1250 of its recipe: see AutoencoderRecipe.tiny). Review, then commit.
 weights: corpus
-	$(BIN)/python -m samod.reference autoencoder
+	$(BIN)/python -m samod.reference autoencoder --steps 1250
 
 test: corpus unit notebooks
 

@@ -250,7 +250,7 @@ def plot_training_curve(curve: list[dict], live: dict | None = None, chance: flo
 
     Three panels: identification rate (with chance), the silence gap in dB, and the STFT and MEL
     distances with the same-size low-pass baseline dashed. `live`: one more point (e.g. a short run
-    trained in the notebook), drawn as a star. The top axis of each panel gives the CPU minutes."""
+    trained in the notebook), drawn as a star. The top axis gives the run's wall-clock minutes."""
     steps = [p["step"] for p in curve]
     minutes = [p["wall_minutes"] for p in curve]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
@@ -275,6 +275,6 @@ def plot_training_curve(curve: list[dict], live: dict | None = None, chance: flo
         ax.legend(fontsize=7)
         top = ax.secondary_xaxis("top", functions=(lambda s: np.interp(s, steps, minutes),
                                                    lambda m: np.interp(m, minutes, steps)))
-        top.set_xlabel("CPU minutes", fontsize=8)
+        top.set_xlabel("wall-clock minutes (training and measuring)", fontsize=8)
     fig.tight_layout()
     return fig
