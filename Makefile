@@ -49,10 +49,13 @@ reference-figures:
 	$(MAKE) demo SAMOD_PROFILE=tiny SAMOD_FIGURES=$(CURDIR)/figures
 
 # Retrain the profile's reference weights from scratch (resumes when interrupted) and export them to
-# samod/weights/<profile>/ with their provenance; about half an hour on 2 CPU cores at tiny (the autoencoder
-# stops at step 1250 of its recipe: see AutoencoderRecipe.tiny). Review, then commit.
+# samod/weights/<profile>/ with their provenance, in order: the autoencoder (it stops at step 1250 of its
+# recipe: see AutoencoderRecipe.tiny), CLAP, then both DiT stages on their latents and text features.
+# About two and a half hours on 2 CPU cores at tiny. Review, then commit.
 weights: corpus
 	$(BIN)/python -m samod.reference autoencoder --steps 1250
+	$(BIN)/python -m samod.reference clap --steps 1000 --evaluate-every 250
+	$(BIN)/python -m samod.reference diffusion --steps 3000 --finetune-steps 2000 --evaluate-every 500
 
 test: corpus unit notebooks
 

@@ -55,6 +55,7 @@ from samod.audio import load_audio, resample
 from samod.data import SongDataset, build_prompt, prompt_fields, read_metadata, split_records
 from samod.metrics import recall_at_k, zero_shot_accuracy
 from samod.profiles import SAMPLE_RATE, Profile, get_profile
+from samod.reference import WeightsChoice, load_reference, provenance, reference_file, weights_for
 from samod.train import CHECKPOINT_NAME, OptimizerConfig, StepBatches, Trainer, TrainConfig, load_weights
 
 CLAP_SAMPLE_RATE = 48000  # Hz: LAION-CLAP's audio rate
@@ -540,16 +541,17 @@ class ClapRecipe:
 
 
 def train_clap(recipe: ClapRecipe | None = None, profile: Profile | None = None,
-               progress: bool = True) -> tuple[ClapEncoder, list[dict]]:
+               progress: bool = True, folder: Path | None = None) -> tuple[ClapEncoder, list[dict]]:
     """Train (or resume, or just load a finished run of) CLAP on the training split of a profile's corpus.
 
     The tokenizer is trained first on `prompt_draws` prompts per training song and saved; the model
     then trains on (audio window, prompt) pairs of SongDataset. Checkpoints go to
-    <profile>/checkpoints/clap/; returns the encoder with its EMA weights, in eval mode, and the history.
+    `folder` (default <profile>/checkpoints/clap/, the profile's own CLAP); returns the encoder with
+    its EMA weights, in eval mode, and the history.
     """
     profile = profile or get_profile()
     recipe = recipe or ClapRecipe.for_profile(profile.name)
-    folder = profile.checkpoint_dir / "clap"
+    folder = Path(folder) if folder is not None else profile.checkpoint_dir / "clap"
     folder.mkdir(parents=True, exist_ok=True)
     training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"), every=HOLDOUT_EVERY)
     if (folder / "tokenizer.json").exists():  # resuming: the tokenizer the weights were trained with
@@ -566,16 +568,36 @@ def train_clap(recipe: ClapRecipe | None = None, profile: Profile | None = None,
     config = TrainConfig(steps=recipe.steps, ema_decay=recipe.ema_decay, checkpoint_every=max(recipe.steps // 4, 1),
                          log_every=1, seed=profile.seed, progress=progress, desc="clap")
     history = Trainer(stage, config, folder).fit(batches)
-    return load_clap(profile), history
+    return load_clap_folder(folder), history
 
 
-def load_clap(profile: Profile | None = None, ema: bool = True) -> ClapEncoder:
-    """The trained CLAP of a profile (EMA weights by default), in eval mode; a clear error if none."""
+def clap_weights(profile: Profile | None = None, source: str | None = None) -> WeightsChoice:
+    """Which CLAP the later stages load: the shipped reference weights (default, where the profile has
+    them) or the profile's own checkpoint (`source="own"` or SAMOD_WEIGHTS=own); see samod.reference."""
     profile = profile or get_profile()
+    return weights_for("clap", profile.checkpoint_dir / "clap" / CHECKPOINT_NAME, profile, source)
+
+
+def load_clap(profile: Profile | None = None, ema: bool = True, source: str | None = None) -> ClapEncoder:
+    """The CLAP of a profile in eval mode: the reference weights or its own checkpoint (EMA weights by
+    default), as `clap_weights` decides; a clear error if there is none."""
+    profile = profile or get_profile()
+    choice = clap_weights(profile, source)
+    if choice.reference:
+        folder = reference_file("clap", profile).with_name("clap_tokenizer")
+        encoder = ClapEncoder(ClapModelConfig(**provenance("clap", profile)["recipe"]["model"]),
+                              AutoTokenizer.from_pretrained(folder, local_files_only=True))
+        encoder.load_state_dict(load_reference("clap", profile))
+        return encoder.eval()
     folder = profile.checkpoint_dir / "clap"
     if not (folder / CHECKPOINT_NAME).exists():
         raise FileNotFoundError(f"no trained CLAP in {folder}: run notebooks/02_clap.ipynb or "
                                 f"samod.clap.train_clap() at profile {profile.name!r}")
+    return load_clap_folder(folder, ema)
+
+
+def load_clap_folder(folder: Path, ema: bool = True) -> ClapEncoder:
+    """The CLAP trained in `folder` (its config.json, tokenizer and checkpoint), in eval mode."""
     config = ClapModelConfig(**json.loads((folder / CONFIG_NAME).read_text()))
     encoder = ClapEncoder(config, AutoTokenizer.from_pretrained(folder, local_files_only=True))
     encoder.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "clap", ema=ema))

@@ -39,6 +39,7 @@ from torch import nn
 
 from samod.dit import DiT, DiTConfig, TimingConditioner, dit_inputs
 from samod.profiles import Profile, get_profile
+from samod.reference import WeightsChoice, load_reference, provenance, weights_for
 from samod.train import (CHECKPOINT_NAME, OptimizerConfig, StepBatches, Trainer, TrainConfig, file_sha256,
                          load_weights)
 
@@ -199,19 +200,22 @@ def window_frames(profile: Profile, stage: str, latent_rate: float) -> int:
     return math.ceil(seconds * latent_rate)
 
 
-def stage_dir(profile: Profile, stage: str) -> Path:
+def stage_dir(profile: Profile, stage: str, root: Path | None = None) -> Path:
+    """<root>/dit_<stage>/, the checkpoints of a stage (root: default <profile>/checkpoints/)."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-    return profile.checkpoint_dir / f"dit_{stage}"
+    return Path(root or profile.checkpoint_dir) / f"dit_{stage}"
 
 
 def train_diffusion(stage: str = "pretrain", recipe: DiffusionRecipe | None = None, profile: Profile | None = None,
-                    text_encoder: nn.Module | None = None, progress: bool = True) -> tuple[DiffusionModel, list[dict]]:
+                    text_encoder: nn.Module | None = None, progress: bool = True, root: Path | None = None,
+                    cache: Path | None = None) -> tuple[DiffusionModel, list[dict]]:
     """Train (or resume, or load a finished run of) one stage of the DiT of a profile.
 
-    Needs the latent cache (`python -m data_prep.encode`) and the trained CLAP (samod.clap.train_clap).
-    "finetune" starts from the EMA weights of the finished "pretrain" stage. Checkpoints go to
-    <profile>/checkpoints/dit_<stage>/ with a diffusion.json saying what the model was made for.
+    Needs the latent cache (`python -m data_prep.encode`; `cache`, default <profile>/cache/latents/) and
+    a CLAP (`text_encoder`, default samod.clap.load_clap()). "finetune" starts from the EMA weights of
+    the finished "pretrain" stage. Checkpoints go to <root>/dit_<stage>/ (default root
+    <profile>/checkpoints/) with a diffusion.json saying what the model was made for.
     Returns the EMA model in eval mode and the logged history.
     """
     from samod.clap import load_clap
@@ -219,13 +223,13 @@ def train_diffusion(stage: str = "pretrain", recipe: DiffusionRecipe | None = No
     profile = profile or get_profile()
     recipe = recipe or DiffusionRecipe.for_profile(profile.name)
     text_encoder = text_encoder if text_encoder is not None else load_clap(profile)
-    cache = profile.cache_dir / "latents"
+    cache = Path(cache or profile.cache_dir / "latents")
     dataset = LatentDataset(cache, window_frames=1, seed=profile.seed)  # window set below, once the rate is known
     dataset.window_frames = window_frames(profile, stage, dataset.latent_rate)
     if dataset.latent_channels != recipe.model.latent_channels:
         raise ValueError(f"the latent cache has {dataset.latent_channels} channels, the DiT expects "
                          f"{recipe.model.latent_channels}: re-encode with the profile's VAE or fix DiTConfig")
-    folder = stage_dir(profile, stage)
+    folder = stage_dir(profile, stage, root)
     folder.mkdir(parents=True, exist_ok=True)
     description = {"stage": stage, "profile": profile.name, "dit": asdict(recipe.model),
                    "window_frames": dataset.window_frames, "latent_rate": dataset.latent_rate,
@@ -237,7 +241,7 @@ def train_diffusion(stage: str = "pretrain", recipe: DiffusionRecipe | None = No
     torch.manual_seed(profile.seed)
     model = DiffusionModel(recipe.model)
     if stage == "finetune":
-        pretrained = stage_dir(profile, "pretrain") / CHECKPOINT_NAME
+        pretrained = stage_dir(profile, "pretrain", root) / CHECKPOINT_NAME
         if not pretrained.exists():
             raise FileNotFoundError(f"fine-tuning starts from the pre-trained DiT, but {pretrained} does not exist: "
                                     f"run train_diffusion('pretrain') first")
@@ -248,29 +252,56 @@ def train_diffusion(stage: str = "pretrain", recipe: DiffusionRecipe | None = No
                          progress=progress, desc=f"DiT {stage}")
     history = Trainer(DiffusionStage(model, text_encoder, recipe.optimizer, recipe.cfg_dropout), config,
                       folder).fit(batches)
-    model, _ = load_diffusion(profile, stage)
+    model, _ = load_diffusion_folder(folder)
     return model, history
 
 
+def diffusion_weights(profile: Profile | None = None, stage: str = "finetune", source: str | None = None) -> WeightsChoice:
+    """Which DiT of a stage the later stages load: the shipped reference weights (default, where the
+    profile has them) or the profile's own checkpoint (`source="own"` or SAMOD_WEIGHTS=own)."""
+    profile = profile or get_profile()
+    return weights_for(f"dit_{stage}", stage_dir(profile, stage) / CHECKPOINT_NAME, profile, source)
+
+
 def load_diffusion(profile: Profile | None = None, stage: str = "finetune", ema: bool = True,
-                   autoencoder_checkpoint: str | Path | None = None) -> tuple[DiffusionModel, dict]:
-    """The trained DiT of a profile's stage (EMA weights) in eval mode, and its description (diffusion.json).
+                   autoencoder_checkpoint: str | Path | None = None,
+                   source: str | None = None) -> tuple[DiffusionModel, dict]:
+    """The DiT of a profile's stage in eval mode, and its description (what diffusion.json holds): the
+    reference weights or the profile's own checkpoint (EMA weights by default), as `diffusion_weights` decides.
 
     With `autoencoder_checkpoint`, checks that the DiT was trained on that VAE's latents: a DiT made for
     another VAE would generate noise, so that is an error here rather than a surprise later.
     """
     profile = profile or get_profile()
-    folder = stage_dir(profile, stage)
-    if not (folder / CHECKPOINT_NAME).exists():
-        raise FileNotFoundError(f"no trained DiT ({stage}) in {folder}: run notebooks/04_diffusion_training.ipynb "
-                                f"or samod.diffusion.train_diffusion({stage!r}) at profile {profile.name!r}")
-    description = json.loads((folder / CONFIG_NAME).read_text())
+    choice = diffusion_weights(profile, stage, source)
+    if choice.reference:
+        description = provenance(f"dit_{stage}", profile)["description"]
+        model = DiffusionModel(DiTConfig(**description["dit"]))
+        model.load_state_dict(load_reference(f"dit_{stage}", profile))
+    else:
+        folder = stage_dir(profile, stage)
+        if not (folder / CHECKPOINT_NAME).exists():
+            raise FileNotFoundError(f"no trained DiT ({stage}) in {folder}: run notebooks/04_diffusion_training.ipynb "
+                                    f"or samod.diffusion.train_diffusion({stage!r}) at profile {profile.name!r}")
+        model, description = load_diffusion_folder(folder, ema)
+    _check_autoencoder(description, autoencoder_checkpoint, choice.path)
+    return model, description
+
+
+def load_diffusion_folder(folder: Path, ema: bool = True) -> tuple[DiffusionModel, dict]:
+    """The DiT trained in `folder` (its diffusion.json and checkpoint), in eval mode, and its description."""
+    description = json.loads((Path(folder) / CONFIG_NAME).read_text())
+    model = DiffusionModel(DiTConfig(**description["dit"]))
+    model.load_state_dict(load_weights(Path(folder) / CHECKPOINT_NAME, "model", ema=ema))
+    return model.eval(), description
+
+
+def _check_autoencoder(description: dict, autoencoder_checkpoint: str | Path | None, where: Path) -> None:
     if autoencoder_checkpoint is not None:
         sha = file_sha256(autoencoder_checkpoint)
         if sha != description["autoencoder_sha256"]:
-            raise ValueError(f"the DiT in {folder} was trained on the latents of another autoencoder "
+            raise ValueError(f"the DiT {where} was trained on the latents of another autoencoder "
                              f"(SHA-256 {description['autoencoder_sha256'][:12]}..., given {sha[:12]}...): "
-                             f"re-encode the corpus (python -m data_prep.encode --force) and retrain the DiT")
-    model = DiffusionModel(DiTConfig(**description["dit"]))
-    model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "model", ema=ema))
-    return model.eval(), description
+                             f"use the VAE it was made for (SAMOD_WEIGHTS selects reference or own weights "
+                             f"for every stage together), or re-encode the corpus "
+                             f"(python -m data_prep.encode --force) and retrain the DiT")

@@ -278,3 +278,29 @@ def plot_training_curve(curve: list[dict], live: dict | None = None, chance: flo
         top.set_xlabel("wall-clock minutes (training and measuring)", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_curve_panels(curve: list[dict], panels: list[tuple[str, list[str], float | None]], live: dict | None = None):
+    """A reference run's measurements against its steps, one panel per (title, keys, reference line).
+
+    Each key of a panel is one line; the reference line (e.g. chance, or 0) is dotted grey when given.
+    `live`: the same keys for a short run trained in the notebook, drawn as stars at its step."""
+    steps = [p["step"] for p in curve]
+    minutes = [p["wall_minutes"] for p in curve]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.7 * len(panels), 3.4), squeeze=False)
+    for ax, (title, keys, line) in zip(axes[0], panels):
+        for k, key in enumerate(keys):
+            ax.plot(steps, [p[key] for p in curve], "o-", color=f"C{k}", label=key.replace("_", " "))
+            if live is not None and key in live:
+                ax.plot([live["step"]], [live[key]], "*", color=f"C{k}", ms=12, label="live run (this notebook)")
+        if line is not None:
+            ax.axhline(line, color="gray", ls=":", label=f"reference line ({line:.2g})")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("training step")
+        ax.legend(fontsize=7)
+        if len(steps) > 1:
+            top = ax.secondary_xaxis("top", functions=(lambda s: np.interp(s, steps, minutes),
+                                                       lambda m: np.interp(m, minutes, steps)))
+            top.set_xlabel("wall-clock minutes (training and measuring)", fontsize=8)
+    fig.tight_layout()
+    return fig

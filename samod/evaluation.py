@@ -148,10 +148,9 @@ class RenderSet:
 
 
 def model_id(profile: Profile, stage: str) -> str:
-    """SHA-256 of a diffusion stage's checkpoint: renders are reused only for the same model."""
-    from samod.diffusion import stage_dir
-    from samod.train import CHECKPOINT_NAME
-    return file_sha256(stage_dir(profile, stage) / CHECKPOINT_NAME)
+    """SHA-256 of the file a diffusion stage loads: renders are reused only for the same model."""
+    from samod.diffusion import diffusion_weights
+    return file_sha256(diffusion_weights(profile, stage).path)
 
 
 def render_set(pipeline, name: str, prompts: list[str], seconds: float, config: EvalConfig,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from samod.audio import save_audio
@@ -188,3 +189,61 @@ def save_generation(path: str | Path, audio: np.ndarray, sample_rate: int = SAMP
     if Path(path).suffix.lower() not in (".wav", ".flac"):
         raise ValueError(f"write .wav or .flac files, got {Path(path).name!r}")
     return save_audio(path, audio, sample_rate)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Does the output follow the request? Length and prompt, measured on generations
+
+def timing_adherence(pipeline: Pipeline, prompts: list[str], lengths: list[float], steps: int = 20, seed: int = 0,
+                     sampler: str = "dpmpp-2m", margin_seconds: float = 0.5) -> dict:
+    """How quiet the model is after seconds_total: per prompt and length, the RMS of the untrimmed window
+    after seconds_total + margin_seconds over the RMS before seconds_total, in dB (paper 1 §2.3: the
+    model writes silence after the requested length). A model that ignores the timing scores ~0 dB."""
+    rows = []
+    for seconds in lengths:
+        audio = pipeline.generate(prompts, seconds=seconds, steps=steps, seed=seed, sampler=sampler, trim=False,
+                                  progress=False)
+        cut, margin = round(seconds * SAMPLE_RATE), round(margin_seconds * SAMPLE_RATE)
+        for prompt, a in zip(prompts, audio):
+            before, after = np.sqrt(np.mean(a[:, :cut] ** 2)), np.sqrt(np.mean(a[:, cut + margin:] ** 2))
+            rows.append({"prompt": prompt, "seconds_total": seconds, "rms_before": float(before),
+                         "rms_after": float(after),
+                         "after_vs_before_db": float(20 * np.log10((after + 1e-12) / (before + 1e-12)))})
+    return {"median_after_vs_before_db": float(np.median([r["after_vs_before_db"] for r in rows])),
+            "prompts": len(prompts), "lengths": list(lengths), "steps": steps, "rows": rows}
+
+
+@torch.no_grad()
+def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.0, steps: int = 20, seed: int = 0,
+                     sampler: str = "dpmpp-2m", labels: list[int] | None = None, genres: list[str] | None = None,
+                     clap=None) -> dict:
+    """Does a generation match its own prompt better than another's? One render per prompt; `clap`
+    (default: the pipeline's text encoder, a samod CLAP) embeds renders and prompts; the difference
+    between a render's similarity to its own prompt and to the next prompt's (a shuffle that never
+    keeps a prompt), with a 95 % bootstrap interval over prompts. With `labels` (index into `genres`
+    per prompt), also the zero-shot genre accuracy of the renders (chance 1 / len(genres))."""
+    from samod.clap import genre_prompts
+    from samod.metrics import bootstrap_interval, zero_shot_accuracy
+    clap = clap or pipeline.text_encoder
+    started = time.perf_counter()
+    renders = pipeline.generate(prompts, seconds=seconds, steps=steps, seed=seed, sampler=sampler, progress=False)
+    render_seconds = time.perf_counter() - started
+    audio = torch.from_numpy(np.stack(renders))  # (N, A, T)
+    audio_emb = F.normalize(clap.audio_embeddings(audio, generator=torch.Generator().manual_seed(seed)), dim=-1)
+    text_emb = F.normalize(clap.text_embeddings(prompts), dim=-1)
+    similarity = audio_emb @ text_emb.T  # (N renders, N prompts)
+    n = len(prompts)
+    other = torch.roll(torch.arange(n), 1)  # render i against prompt i - 1
+    own, shuffled = similarity.diag(), similarity[torch.arange(n), other]
+    difference = (own - shuffled).numpy()
+    low, high = bootstrap_interval(difference)
+    result = {"prompts": n, "seconds": seconds, "steps": steps, "own": float(own.mean()),
+              "shuffled": float(shuffled.mean()), "difference": float(difference.mean()),
+              "difference_low": low, "difference_high": high,
+              "render_spread": float(audio.std(dim=0).mean()),  # 0 when every prompt gives the same audio
+              "render_seconds": render_seconds}
+    if labels is not None:
+        classes = torch.stack([F.normalize(clap.text_embeddings(genre_prompts(g)).mean(dim=0), dim=0) for g in genres])
+        result.update({"genre_accuracy": zero_shot_accuracy(audio_emb, classes, labels),
+                       "genre_chance": 1 / len(genres)})
+    return result

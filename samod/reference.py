@@ -110,6 +110,9 @@ def run_facts() -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                                 text=True, timeout=10).stdout.strip() or "unknown"
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "samod/*.py", "data_prep"], cwd=REPO_ROOT,
+                                 capture_output=True, text=True, timeout=10).stdout.strip()
+        commit += " with uncommitted changes to the code" if changed else ""
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{platform.processor() or platform.machine()} CPU"
@@ -118,7 +121,42 @@ def run_facts() -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Training the reference autoencoder
+# Training the reference weights
+
+def train_in_segments(folder: Path, steps: int, evaluate_every: int, train_to, measure, audio_hours) -> tuple:
+    """Train to `steps` in segments of `evaluate_every`, measuring the model after each; resumable.
+
+    `train_to(step)` trains (or resumes) the run in `folder` up to `step` and returns the EMA model;
+    `measure(model)` returns a dict of numbers; `audio_hours(step)` the audio seen by then. The curve
+    (step, wall minutes, audio hours, measurements) is kept in <folder>/curve.json, so an interrupted
+    run continues where it stopped and its wall time keeps counting. Returns (model, curve).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = folder / "curve.json"
+    curve = json.loads(log_path.read_text()) if log_path.exists() else []
+    start = time.time() - (curve[-1]["wall_minutes"] * 60 if curve else 0.0)
+    done = curve[-1]["step"] if curve else 0
+    model = None
+    for target in [*range(done + evaluate_every, steps, evaluate_every), steps]:
+        if target <= done:
+            continue
+        model = train_to(target)
+        point = {"step": target, "wall_minutes": (time.time() - start) / 60, "audio_hours": audio_hours(target),
+                 **measure(model)}
+        curve.append(point)
+        log_path.write_text(json.dumps(curve, indent=1) + "\n")
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in point.items()}), flush=True)
+    if model is None:  # nothing left to train: load the finished run
+        model = train_to(steps)
+    return model, curve
+
+
+def _info(stage: str, profile: Profile, facts: dict, recipe, steps: int, curve: list[dict], **extra) -> dict:
+    return {"stage": stage, "profile": profile.name, **facts, "seed": profile.seed, "steps": steps,
+            "audio_hours": curve[-1]["audio_hours"], "wall_minutes": curve[-1]["wall_minutes"],
+            "recipe": json.loads(json.dumps(asdict(recipe))), "weights": "EMA, float16", **extra,
+            "final": curve[-1], "curve": curve}
+
 
 def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 250, files: int = 16,
                                 profile: Profile | None = None) -> Path:
@@ -137,43 +175,140 @@ def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 
     recipe = AutoencoderRecipe.for_profile(profile.name)
     recipe = replace(recipe, steps=steps or recipe.steps)
     _, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
-    log_path = folder / "curve.json"
-    curve = json.loads(log_path.read_text()) if log_path.exists() else []
-    start = time.time() - (curve[-1]["wall_minutes"] * 60 if curve else 0.0)
-    done = curve[-1]["step"] if curve else 0
-    model = None
-    for target in [*range(done + evaluate_every, recipe.steps, evaluate_every), recipe.steps]:
-        if target <= done:
-            continue
-        model, _ = train_autoencoder(replace(recipe, steps=target), profile, progress=True, folder=folder)
+
+    def measure(model) -> dict:
         rows, details = table5(model, held_out[:files], progress=False)
         vae, lowpass = rows[0], rows[1]
-        point = {"step": target, "wall_minutes": (time.time() - start) / 60,
-                 "audio_hours": target * recipe.batch_size * recipe.crop_samples / recipe.model.sample_rate / 3600,
-                 "identification": vae["identification"], "specificity_ratio": vae["specificity_ratio"],
-                 "silence_gap_db": details[vae["model"]]["silence_gap_db"],
-                 "stft_distance": vae["stft_distance"], "mel_distance": vae["mel_distance"],
-                 "lowpass_stft_distance": lowpass["stft_distance"], "lowpass_mel_distance": lowpass["mel_distance"]}
-        curve.append(point)
-        log_path.write_text(json.dumps(curve, indent=1) + "\n")
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in point.items()}), flush=True)
-    if model is None:  # nothing left to train: load the finished run
-        model, _ = train_autoencoder(recipe, profile, progress=False, folder=folder)
-    info = {"stage": "autoencoder", "profile": profile.name, **facts, "seed": profile.seed,
-            "steps": recipe.steps, "audio_hours": curve[-1]["audio_hours"], "wall_minutes": curve[-1]["wall_minutes"],
-            "recipe": json.loads(json.dumps(asdict(recipe))), "weights": "EMA, float16",
-            "held_out_files": files, "final": curve[-1], "curve": curve}
+        return {"identification": vae["identification"], "specificity_ratio": vae["specificity_ratio"],
+                "silence_gap_db": details[vae["model"]]["silence_gap_db"],
+                "stft_distance": vae["stft_distance"], "mel_distance": vae["mel_distance"],
+                "lowpass_stft_distance": lowpass["stft_distance"], "lowpass_mel_distance": lowpass["mel_distance"]}
+
+    model, curve = train_in_segments(
+        folder, recipe.steps, evaluate_every,
+        lambda step: train_autoencoder(replace(recipe, steps=step), profile, progress=True, folder=folder)[0],
+        measure, lambda step: step * recipe.batch_size * recipe.crop_samples / recipe.model.sample_rate / 3600)
+    info = _info("autoencoder", profile, facts, recipe, recipe.steps, curve, held_out_files=files)
     return save_reference("autoencoder", model.state_dict(), info, profile)
+
+
+def train_reference_clap(steps: int | None = None, evaluate_every: int = 500, profile: Profile | None = None) -> Path:
+    """Train the profile's CLAP recipe for `steps`, measure retrieval and zero-shot genre accuracy on the
+    held-out songs every `evaluate_every` steps, export the EMA weights and the tokenizer
+    (samod/weights/<profile>/clap.safetensors, clap.json, clap_tokenizer/)."""
+    from samod.clap import HOLDOUT_EVERY, ClapRecipe, evaluate_clap, train_clap
+    from samod.data import read_metadata, split_records
+
+    facts = run_facts()
+    profile = profile or get_profile()
+    folder = profile.checkpoint_dir / "reference" / "clap"
+    recipe = ClapRecipe.for_profile(profile.name)
+    recipe = replace(recipe, steps=steps or recipe.steps)
+    records = read_metadata(profile.corpus_dir / "metadata.jsonl")
+    _, held_out = split_records(records, every=HOLDOUT_EVERY)
+    genres = sorted({r["genre"] for r in records})
+
+    def measure(encoder) -> dict:
+        result = evaluate_clap(encoder, held_out, recipe.crop_seconds, genres)
+        return {k: v for k, v in result.items() if isinstance(v, (int, float))}
+
+    model, curve = train_in_segments(
+        folder, recipe.steps, evaluate_every,
+        lambda step: train_clap(replace(recipe, steps=step), profile, progress=True, folder=folder)[0],
+        measure, lambda step: step * recipe.batch_size * recipe.crop_seconds / 3600)
+    info = _info("clap", profile, facts, recipe, recipe.steps, curve, held_out_files=len(held_out),
+                 tokenizer="clap_tokenizer/")
+    path = save_reference("clap", model.state_dict(), info, profile)
+    model.tokenizer.save_pretrained(path.with_name("clap_tokenizer"))
+    return path
+
+
+def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_every: int = 250,
+                              profile: Profile | None = None) -> list[Path]:
+    """Train both DiT stages of the profile's recipe on the reference autoencoder's latents with the
+    reference CLAP, measure length and prompt adherence of generations every `evaluate_every` steps,
+    and export each stage's EMA weights (samod/weights/<profile>/dit_pretrain and dit_finetune).
+
+    The latent cache covers every training song (<profile>/checkpoints/reference/latents/), not only
+    the profile's `diffusion_songs` that a notebook encodes in minutes.
+    """
+    from data_prep.encode import encode_corpus
+    from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
+    from samod.clap import evaluation_prompt, load_clap
+    from samod.data import read_metadata, split_records
+    from samod.diffusion import CONFIG_NAME, STAGES, DiffusionRecipe, stage_dir, train_diffusion
+    from samod.generation import Pipeline, prompt_adherence, timing_adherence
+
+    facts = run_facts()
+    profile = profile or get_profile()
+    for needed in ("autoencoder", "clap"):
+        if not reference_file(needed, profile).exists():
+            raise FileNotFoundError(f"the reference DiT trains on the reference {needed}, and "
+                                    f"{reference_file(needed, profile)} is missing: "
+                                    f"run `python -m samod.reference {needed}` first")
+    root = profile.checkpoint_dir / "reference"
+    autoencoder = load_autoencoder(profile, source="reference")
+    clap = load_clap(profile, source="reference")
+    metadata = profile.corpus_dir / "metadata.jsonl"
+    cache = root / "latents"
+    encode_corpus(autoencoder, autoencoder_checkpoint(profile, "reference"), metadata, cache, split="train")
+    recipe = DiffusionRecipe.for_profile(profile.name)
+    recipe = replace(recipe, steps={**recipe.steps, **(steps or {})})
+    records = read_metadata(metadata)
+    genres = sorted({r["genre"] for r in records})
+    _, held_out = split_records(records)  # the songs the DiT never sees
+    prompts = [evaluation_prompt(r) for r in held_out]
+    labels = [genres.index(r["genre"]) for r in held_out]
+    paths = []
+    for stage in STAGES:
+        def train_to(step: int, stage=stage):
+            stage_recipe = replace(recipe, steps={**recipe.steps, stage: step})
+            return train_diffusion(stage, stage_recipe, profile, clap, progress=True, root=root, cache=cache)[0]
+
+        def measure(model, stage=stage) -> dict:
+            description = json.loads((stage_dir(profile, stage, root) / CONFIG_NAME).read_text())
+            pipeline = Pipeline(autoencoder, model, clap, description["window_frames"], description)
+            window = pipeline.window_seconds
+            timing = timing_adherence(pipeline, prompts[:8], [round(window / 3), round(2 * window / 3)], steps=10)
+            adherence = prompt_adherence(pipeline, prompts, 5.0, steps=10, labels=labels, genres=genres)
+            return {"timing_median_db": timing["median_after_vs_before_db"],
+                    **{f"prompt_{k}": v for k, v in adherence.items() if k not in ("steps", "seconds")}}
+
+        window_seconds = profile.pretrain_seconds if stage == "pretrain" else profile.finetune_seconds
+        folder = stage_dir(profile, stage, root)
+        model, curve = train_in_segments(folder, recipe.steps[stage], evaluate_every, train_to, measure,
+                                         lambda step: step * recipe.batch_size * window_seconds / 3600)
+        info = _info(f"dit_{stage}", profile, facts, recipe, recipe.steps[stage], curve,
+                     held_out_prompts=len(prompts), training_songs=len(read_metadata(cache / "index.jsonl")),
+                     description=json.loads((folder / CONFIG_NAME).read_text()))
+        paths.append(save_reference(f"dit_{stage}", model.state_dict(), info, profile))
+    return paths
+
+
+def _reference_diffusion(steps: int | None = None, finetune_steps: int | None = None, **kwargs) -> Path:
+    """CLI form: --steps N trains N steps in each stage (--finetune-steps M: M in the second)."""
+    chosen = {k: v for k, v in {"pretrain": steps, "finetune": finetune_steps or steps}.items() if v}
+    return train_reference_diffusion(chosen, **kwargs)[-1]
+
+
+TRAINERS = {"autoencoder": train_reference_autoencoder, "clap": train_reference_clap, "diffusion": _reference_diffusion}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train a profile's reference weights from scratch "
                                                  "(or resume) and export them to samod/weights/<profile>/.")
-    parser.add_argument("stage", choices=["autoencoder"])
+    parser.add_argument("stage", choices=list(TRAINERS))
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
-    parser.add_argument("--evaluate-every", type=int, default=250, help="steps between measurements")
+    parser.add_argument("--finetune-steps", type=int, default=None, help="diffusion: steps of the second stage "
+                                                                          "(default: --steps)")
+    parser.add_argument("--evaluate-every", type=int, default=None, help="steps between measurements")
     args = parser.parse_args(argv)
-    path = train_reference_autoencoder(args.steps, args.evaluate_every)
+    kwargs = {"evaluate_every": args.evaluate_every} if args.evaluate_every else {}
+    if args.finetune_steps:
+        if args.stage != "diffusion":
+            parser.error("--finetune-steps is for the diffusion stage only")
+        kwargs["finetune_steps"] = args.finetune_steps
+    path = TRAINERS[args.stage](args.steps, **kwargs)
     print(f"wrote {path} and {path.with_suffix('.json').name}")
 
 

@@ -161,3 +161,103 @@ def test_reversed_and_strided_arrays_are_accepted():
     logits = np.random.default_rng(0).standard_normal((40, 5))
     assert kl_divergence(logits, logits[::-1]) == pytest.approx(kl_divergence(logits, logits[::-1].copy()), abs=1e-15)
     assert frechet_distance(logits[:, ::-1], logits[:, ::-1].copy()) == pytest.approx(0.0, abs=1e-9)
+
+
+# --- bootstrap interval --------------------------------------------------------------------------
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_values():
+    from samod.metrics import bootstrap_interval
+    rng = _rng(3)
+    small, large = rng.normal(1.0, 1.0, 20), rng.normal(1.0, 1.0, 2000)
+    low, high = bootstrap_interval(small)
+    assert low < small.mean() < high
+    big_low, big_high = bootstrap_interval(large)
+    assert big_low < 1.0 < big_high and big_high - big_low < (high - low) / 5  # ~ 1 / sqrt(100)
+    assert bootstrap_interval([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    assert bootstrap_interval(small) == bootstrap_interval(small)  # seeded
+    with pytest.raises(ValueError, match="at least 2"):
+        bootstrap_interval([1.0])
+
+
+# --- length and prompt adherence of generations (samod.generation) -------------------------------
+
+class _TonePipeline:
+    """A stand-in pipeline: prompt "tone k" gives a sine of frequency 200 (k + 1) Hz for `seconds`, then
+    silence (or, with ignore_timing, the tone to the end of the window; with ignore_prompt, tone 0 always)."""
+    window_seconds = 4.0
+
+    def __init__(self, ignore_timing=False, ignore_prompt=False):
+        self.ignore_timing, self.ignore_prompt = ignore_timing, ignore_prompt
+        self.text_encoder = _ToneClap()
+
+    def generate(self, prompts, seconds, trim=True, **_):
+        t = np.arange(int((seconds if trim else self.window_seconds) * 44100)) / 44100
+        out = []
+        for prompt in prompts:
+            k = 0 if self.ignore_prompt else int(prompt.split()[1])
+            tone = np.sin(2 * np.pi * 200 * (k + 1) * t)
+            if not (trim or self.ignore_timing):
+                tone[t >= seconds] = 0.0
+            out.append(np.stack([tone, tone]).astype(np.float32))
+        return out
+
+
+class _ToneClap:
+    """Embeds a tone by its strongest of 8 frequencies and "tone k" by k (one-hot vectors); the genre
+    "low" covers tones 0-3, "high" tones 4-7."""
+
+    def audio_embeddings(self, audio, generator=None):
+        spectrum = torch.fft.rfft(audio[:, 0], n=44100).abs()  # 1 Hz bins
+        return torch.nn.functional.one_hot(spectrum[:, 200:1601:200].argmax(dim=1), 8).float()
+
+    def text_embeddings(self, prompts):
+        def embed(prompt):
+            if "tone" in prompt:
+                return torch.nn.functional.one_hot(torch.tensor(int(prompt.split()[1])), 8).float()
+            return torch.tensor([1.0] * 4 + [0.0] * 4) if "low" in prompt.lower() else torch.tensor([0.0] * 4 + [1.0] * 4)
+        return torch.stack([embed(p) for p in prompts])
+
+
+def test_timing_adherence_is_large_for_silence_after_the_end_and_zero_when_ignored():
+    from samod.generation import timing_adherence
+    prompts = ["tone 1", "tone 2"]
+    follows = timing_adherence(_TonePipeline(), prompts, [1.0, 2.0])
+    assert follows["median_after_vs_before_db"] < -100 and len(follows["rows"]) == 4
+    ignores = timing_adherence(_TonePipeline(ignore_timing=True), prompts, [1.0, 2.0])
+    assert abs(ignores["median_after_vs_before_db"]) < 0.1
+
+
+def test_prompt_adherence_separates_a_model_that_follows_prompts_from_one_that_does_not():
+    from samod.generation import prompt_adherence
+    prompts = [f"tone {k}" for k in range(8)]
+    genres = ["low", "high"]
+    labels = [k // 4 for k in range(8)]
+    follows = prompt_adherence(_TonePipeline(), prompts, seconds=1.0, labels=labels, genres=genres)
+    assert follows["own"] == 1.0 and follows["shuffled"] == 0.0
+    assert follows["difference_low"] == follows["difference_high"] == 1.0
+    assert follows["genre_accuracy"] == 1.0 and follows["genre_chance"] == 0.5
+    deaf = prompt_adherence(_TonePipeline(ignore_prompt=True), prompts, seconds=1.0, labels=labels, genres=genres)
+    assert deaf["genre_accuracy"] == 0.5  # every render classified "low"
+    assert deaf["difference"] == 0.0 and deaf["difference_low"] < 0 < deaf["difference_high"]
+    assert deaf["render_spread"] == 0.0 and follows["render_spread"] > 0.1
+
+
+# --- musical activity ----------------------------------------------------------------------------
+
+def test_activity_counts_notes_and_sees_none_in_a_drone():
+    from samod.metrics import activity, activity_range
+    sr = 44100
+    t = np.arange(4 * sr) / sr
+    drone = 0.3 * np.sin(2 * np.pi * 220 * t)
+    notes = np.zeros_like(t)
+    for k in range(16):  # 4 notes per second, each a decaying tone
+        start = k * sr // 4
+        seg = t[: sr // 4]
+        notes[start:start + sr // 4] = 0.5 * np.exp(-12 * seg) * np.sin(2 * np.pi * (220 + 40 * (k % 5)) * seg)
+    a_drone, a_notes = activity(np.stack([drone, drone])), activity(np.stack([notes, notes]))
+    assert a_drone["onset_rate"] <= 0.5 and 3.0 <= a_notes["onset_rate"] <= 5.0
+    assert a_notes["spectral_flux"] > 5 * a_drone["spectral_flux"]
+    span = activity_range([np.stack([drone, drone]), np.stack([notes, notes])])
+    assert span["onset_rate"] == (a_drone["onset_rate"], a_notes["onset_rate"])
+    with pytest.raises(ValueError, match="finite audio"):
+        activity(np.full((2, 4096), np.nan))

@@ -66,12 +66,73 @@ def test_load_autoencoder_follows_the_switch(shipped, monkeypatch):
     assert not small.reference and "ships no reference autoencoder" in small.sentence
 
 
+def test_load_clap_follows_the_switch(tmp_path, monkeypatch):
+    from dataclasses import asdict
+    from samod.clap import ClapEncoder, ClapModelConfig, clap_weights, load_clap, train_clap_tokenizer
+
+    monkeypatch.setattr(reference, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setenv("SAMOD_HOME", str(tmp_path / "home"))
+    tiny = get_profile("tiny")
+    config = ClapModelConfig.tiny()
+    tokenizer = train_clap_tokenizer(["Genre: jazz|BPM: 120", "ambient, calm", "metal, Drums"] * 4,
+                                     config.vocab_size, config.max_tokens)
+    torch.manual_seed(0)
+    encoder = ClapEncoder(config, tokenizer).eval()
+    path = reference.save_reference("clap", encoder.state_dict(), {"steps": 3, "wall_minutes": 0.1, "hardware": "test",
+                                                                   "recipe": {"model": asdict(config)}}, tiny)
+    tokenizer.save_pretrained(path.with_name("clap_tokenizer"))
+    assert clap_weights(tiny, "reference").reference
+    loaded = load_clap(tiny, source="reference")
+    with torch.no_grad():
+        expected = ClapEncoder(config, tokenizer).eval()
+        expected.load_state_dict({k: v.half().float() for k, v in encoder.state_dict().items()})
+        assert torch.allclose(loaded.text_embeddings(["Genre: jazz"]), expected.text_embeddings(["Genre: jazz"]))
+    with pytest.raises(FileNotFoundError, match="no trained CLAP"):
+        load_clap(tiny, source="own")
+
+
+def test_load_diffusion_follows_the_switch_and_checks_its_autoencoder(tmp_path, monkeypatch):
+    from dataclasses import asdict, replace
+    from samod.diffusion import DiffusionModel, diffusion_weights, load_diffusion
+    from samod.dit import DiTConfig
+
+    monkeypatch.setattr(reference, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setenv("SAMOD_HOME", str(tmp_path / "home"))
+    tiny = get_profile("tiny")
+    vae = tmp_path / "vae.safetensors"
+    vae.write_bytes(b"the autoencoder the DiT was trained on")
+    from samod.train import file_sha256
+    config = replace(DiTConfig.tiny(), width=32, depth=1, heads=2, cross_kv_heads=1)
+    torch.manual_seed(0)
+    model = DiffusionModel(config)
+    description = {"stage": "finetune", "dit": asdict(config), "window_frames": 1292,
+                   "autoencoder_sha256": file_sha256(vae)}
+    reference.save_reference("dit_finetune", model.state_dict(), {"steps": 5, "wall_minutes": 0.2, "hardware": "test",
+                                                                  "description": description}, tiny)
+    choice = diffusion_weights(tiny, "finetune", "reference")
+    assert choice.reference and "dit_finetune" in choice.sentence
+    assert not diffusion_weights(tiny, "pretrain", "reference").reference  # not shipped here
+    loaded, loaded_description = load_diffusion(tiny, "finetune", autoencoder_checkpoint=vae, source="reference")
+    assert loaded_description == description and not loaded.training
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value.half().float())
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(b"another autoencoder")
+    with pytest.raises(ValueError, match="another autoencoder.*SAMOD_WEIGHTS"):
+        load_diffusion(tiny, "finetune", autoencoder_checkpoint=other, source="reference")
+    with pytest.raises(FileNotFoundError, match="no trained DiT"):
+        load_diffusion(tiny, "finetune", source="own")
+
+
+PROVENANCE = ("commit", "command", "seed", "steps", "audio_hours", "wall_minutes", "hardware", "final", "curve")
+
+
 def test_shipped_tiny_autoencoder_is_small_and_documented():
     path = reference.reference_file("autoencoder", get_profile("tiny"))
     if not path.exists():
         pytest.skip("no reference autoencoder shipped for the tiny profile")
     info = reference.provenance("autoencoder", get_profile("tiny"))
-    for key in ("commit", "command", "seed", "steps", "audio_hours", "wall_minutes", "hardware", "final", "curve"):
+    for key in PROVENANCE:
         assert key in info, key
     assert path.stat().st_size < 40e6
     state = reference.load_reference("autoencoder", get_profile("tiny"))
@@ -79,3 +140,26 @@ def test_shipped_tiny_autoencoder_is_small_and_documented():
                                              for k, v in info["recipe"]["model"].items()}))
     model.load_state_dict(state)  # every key, every shape
     assert info["final"]["step"] == info["steps"]
+
+
+def test_shipped_tiny_weights_fit_the_budget_and_load(monkeypatch):
+    from samod.clap import load_clap
+    from samod.diffusion import load_diffusion
+    from samod.autoencoder_training import autoencoder_checkpoint
+
+    tiny = get_profile("tiny")
+    shipped = sorted(reference.WEIGHTS_DIR.glob("tiny/*.safetensors"))
+    assert sum(p.stat().st_size for p in shipped) + sum(
+        p.stat().st_size for p in (reference.WEIGHTS_DIR / "tiny").rglob("*") if "tokenizer" in str(p)) < 40e6
+    for path in shipped:
+        info = reference.provenance(path.stem, tiny)
+        assert all(key in info for key in PROVENANCE), path.stem
+        assert info["final"]["step"] == info["steps"]
+    if reference.reference_file("clap", tiny).exists():
+        clap = load_clap(tiny, source="reference")
+        assert clap.text_embeddings(["Genre: jazz"]).shape == (1, clap.config.projection_dim)
+    for stage in ("pretrain", "finetune"):
+        if reference.reference_file(f"dit_{stage}", tiny).exists():  # made for the shipped VAE and CLAP
+            model, description = load_diffusion(tiny, stage, source="reference",
+                                                autoencoder_checkpoint=autoencoder_checkpoint(tiny, "reference"))
+            assert description["text_width"] == load_clap(tiny, source="reference").width
