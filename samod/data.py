@@ -316,7 +316,7 @@ class LatentDataset(Dataset):
 
     Item i is a dict:
         latents        float32 tensor (D, window_frames): a posterior sample mean + std * noise of the
-                       window, padded at the end with samples of the silence posterior
+                       window, padded at the end with samples of the silence posterior, divided by `scale`
         padding_mask   bool tensor (window_frames,): True on frames that come from the song
         seconds_start  float: window start in seconds (start frame / latent rate)
         seconds_total  int: ceil(song seconds), as SongDataset
@@ -328,8 +328,10 @@ class LatentDataset(Dataset):
     """
 
     def __init__(self, cache_dir: str | Path, window_frames: int, seed: int = 0, random_crop: bool = True,
-                 records: list[dict] | None = None):
+                 records: list[dict] | None = None, scale: float = 1.0):
         cache_dir = Path(cache_dir)
+        if not scale > 0:
+            raise ValueError(f"scale must be positive (latents are divided by it), got {scale}")
         if not (cache_dir / LATENT_INDEX).exists():
             raise FileNotFoundError(f"no latent cache in {cache_dir}: encode the corpus first with "
                                     f"`python -m data_prep.encode` (or data_prep.encode.encode_profile())")
@@ -345,6 +347,7 @@ class LatentDataset(Dataset):
         self.silence_mean, self.silence_std = silence["mean"], silence["std"]  # (D,) each
         self.latent_rate = float(self.info["latent_rate"])
         self.window_frames, self.seed, self.random_crop, self.epoch = window_frames, seed, random_crop, 0
+        self.scale = scale  # latents are divided by it (DiffusionRecipe.latent_scale)
         self._posteriors: dict[str, dict[str, torch.Tensor]] = {}  # loaded on first use, kept in memory
 
     @property
@@ -381,10 +384,20 @@ class LatentDataset(Dataset):
         std[:, :n_valid] = post["std"][:, start:start + n_valid]
         noise = torch.randn(mean.shape, generator=generator)  # (D, W)
         return {
-            "latents": mean + std * noise,  # (D, W): z0, a posterior sample
+            "latents": (mean + std * noise) / self.scale,  # (D, W): z0, a posterior sample, scaled
             "padding_mask": torch.arange(window) < n_valid,  # (W,)
             "seconds_start": start / self.latent_rate,
             "seconds_total": math.ceil(float(record["seconds"])),
             "prompt": prompt,
             "id": record.get("id", record["latent_path"]),
         }
+
+
+def latent_std(cache_dir: str | Path) -> float:
+    """The standard deviation of every cached posterior mean (all songs, channels and frames together)."""
+    cache_dir = Path(cache_dir)
+    records = [json.loads(line) for line in (cache_dir / LATENT_INDEX).read_text(encoding="utf-8").splitlines() if line]
+    means = [load_file(str(cache_dir / r["latent_path"]))["mean"].double() for r in records]
+    count = sum(m.numel() for m in means)
+    mu = sum(m.sum() for m in means) / count
+    return float((sum(((m - mu) ** 2).sum() for m in means) / count).sqrt())

@@ -163,6 +163,10 @@ class DiffusionRecipe:
     batch_size: int = 8
     cfg_dropout: float = 0.1  # probability of an all-zero context (classifier-free guidance)
     ema_decay: float = 0.9999  # the released weights are the EMA
+    # The DiT models VAE latents divided by this (SAT's pretransform `scale`; 1.0 for SAO, whose latents are
+    # near unit variance). None: the standard deviation of the latent cache, measured when training starts,
+    # so that the data has unit variance, as the v-objective and the sampler's noise levels assume.
+    latent_scale: float | None = None
 
     @staticmethod
     def tiny() -> "DiffusionRecipe":
@@ -184,7 +188,8 @@ class DiffusionRecipe:
         # power 0.5, warmup 0.99; EMA 0.9999
         return DiffusionRecipe(DiTConfig.paper(), OptimizerConfig(lr=5e-5, betas=(0.9, 0.999), weight_decay=1e-3,
                                                                   inv_gamma=1_000_000, power=0.5, warmup=0.99),
-                               steps={"pretrain": 500_000, "finetune": 100_000}, batch_size=32, ema_decay=0.9999)
+                               steps={"pretrain": 500_000, "finetune": 100_000}, batch_size=32, ema_decay=0.9999,
+                               latent_scale=1.0)
 
     @staticmethod
     def for_profile(name: str) -> "DiffusionRecipe":
@@ -219,12 +224,15 @@ def train_diffusion(stage: str = "pretrain", recipe: DiffusionRecipe | None = No
     Returns the EMA model in eval mode and the logged history.
     """
     from samod.clap import load_clap
-    from samod.data import LatentDataset
+    from samod.data import LatentDataset, latent_std
     profile = profile or get_profile()
     recipe = recipe or DiffusionRecipe.for_profile(profile.name)
     text_encoder = text_encoder if text_encoder is not None else load_clap(profile)
     cache = Path(cache or profile.cache_dir / "latents")
-    dataset = LatentDataset(cache, window_frames=1, seed=profile.seed)  # window set below, once the rate is known
+    scale = recipe.latent_scale or latent_std(cache)
+    if stage == "finetune" and (stage_dir(profile, "pretrain", root) / CONFIG_NAME).exists():
+        scale = json.loads((stage_dir(profile, "pretrain", root) / CONFIG_NAME).read_text()).get("latent_scale", scale)
+    dataset = LatentDataset(cache, window_frames=1, seed=profile.seed, scale=scale)  # window set below
     dataset.window_frames = window_frames(profile, stage, dataset.latent_rate)
     if dataset.latent_channels != recipe.model.latent_channels:
         raise ValueError(f"the latent cache has {dataset.latent_channels} channels, the DiT expects "
@@ -233,7 +241,7 @@ def train_diffusion(stage: str = "pretrain", recipe: DiffusionRecipe | None = No
     folder.mkdir(parents=True, exist_ok=True)
     description = {"stage": stage, "profile": profile.name, "dit": asdict(recipe.model),
                    "window_frames": dataset.window_frames, "latent_rate": dataset.latent_rate,
-                   "window_seconds": dataset.window_frames / dataset.latent_rate,
+                   "window_seconds": dataset.window_frames / dataset.latent_rate, "latent_scale": scale,
                    "autoencoder_sha256": dataset.info["autoencoder_sha256"],
                    "text_encoder": type(text_encoder).__name__, "text_width": int(text_encoder.width),
                    "text_tokens": int(text_encoder.max_tokens)}
@@ -278,6 +286,7 @@ def load_diffusion(profile: Profile | None = None, stage: str = "finetune", ema:
         description = provenance(f"dit_{stage}", profile)["description"]
         model = DiffusionModel(DiTConfig(**description["dit"]))
         model.load_state_dict(load_reference(f"dit_{stage}", profile))
+        model.eval()
     else:
         folder = stage_dir(profile, stage)
         if not (folder / CHECKPOINT_NAME).exists():

@@ -240,11 +240,22 @@ class Scorer:
         if len(renders.audio) != len(self.references):
             raise ValueError(f"{renders.name} has {len(renders.audio)} files for {len(self.references)} references")
         audio_embeddings = np.concatenate([self.clap.embed(a[None]) for a in renders.audio])  # (N, P)
+        kl = kl_divergence(self.file_logits(renders.audio), self.reference_logits, per_item=True)  # (N,)
+        clap = clap_score(audio_embeddings, self.clap.embed_text(renders.prompts), per_item=True)  # (N,)
         return {"model": renders.name, "seconds": round(renders.audio[0].shape[-1] / SAMPLE_RATE, 2),
                 "FD": frechet_distance(self.embed_fd(renders.audio), self.reference_fd_rows),
-                "KL": kl_divergence(self.file_logits(renders.audio), self.reference_logits),
-                "CLAP score": clap_score(audio_embeddings, self.clap.embed_text(renders.prompts)),
-                "inference seconds": renders.seconds_per_item, "n": len(renders.audio), "source": "measured"}
+                "KL": float(kl.mean()), "KL interval": metrics.bootstrap_interval(kl),
+                "CLAP score": float(clap.mean()), "CLAP score interval": metrics.bootstrap_interval(clap),
+                "inference seconds": renders.seconds_per_item, "n": len(renders.audio), "source": "measured",
+                "per prompt": {"KL": kl.tolist(), "CLAP score": clap.tolist()}}
+
+
+def paired_margin(row: dict, baseline: dict, key: str) -> dict:
+    """row minus baseline on `key` ("KL" or "CLAP score"), prompt by prompt (the same prompts in both):
+    the mean difference and its 95 % bootstrap interval."""
+    difference = np.asarray(row["per prompt"][key]) - np.asarray(baseline["per prompt"][key])  # (N,)
+    low, high = metrics.bootstrap_interval(difference)
+    return {"difference": float(difference.mean()), "low": low, "high": high}
 
 
 TABLE_HEADER = ("model", "output length", "FD ↓", "KL ↓", "CLAP score ↑", "inference time")
@@ -253,8 +264,11 @@ TABLE_HEADER = ("model", "output length", "FD ↓", "KL ↓", "CLAP score ↑", 
 def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
     for row in rows:
-        lines.append(f"| {row['model']} | {row['seconds']:g} s | {row['FD']:.2f} | {row['KL']:.3f} | "
-                     f"{row['CLAP score']:.3f} | {row['inference seconds']:.2f} s |")
+        kl, clap = row.get("KL interval"), row.get("CLAP score interval")
+        kl_text = f"{row['KL']:.3f}" + (f" [{kl[0]:.3f}, {kl[1]:.3f}]" if kl else "")
+        clap_text = f"{row['CLAP score']:.3f}" + (f" [{clap[0]:.3f}, {clap[1]:.3f}]" if clap else "")
+        lines.append(f"| {row['model']} | {row['seconds']:g} s | {row['FD']:.2f} | {kl_text} | "
+                     f"{clap_text} | {row['inference seconds']:.2f} s |")
     return "\n".join(lines)
 
 

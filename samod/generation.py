@@ -59,6 +59,21 @@ class Pipeline:
         return self.window_frames / self.latent_rate
 
     @property
+    def latent_scale(self) -> float:
+        """The DiT's latents are the VAE's divided by this (DiffusionRecipe.latent_scale; 1.0 for SAO)."""
+        return float(self.description.get("latent_scale", 1.0))
+
+    @torch.no_grad()
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, A, T) audio -> (B, D, L) latents as the DiT sees them (posterior mean / latent_scale)."""
+        return self.autoencoder.encode(audio.to(self.device), sample=False) / self.latent_scale
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, D, L) latents as the DiT makes them -> (B, A, L * downsampling) audio (chunked: any length)."""
+        return self.autoencoder.decode_chunked(latents * self.latent_scale)
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
@@ -85,7 +100,8 @@ class Pipeline:
                          cfg_rescale: float = 0.0, init_latents: torch.Tensor | None = None,
                          init_noise_level: float | None = None, progress: bool = True,
                          callback=None) -> torch.Tensor:
-        """prompts -> (B, D, window_frames) latents; see `generate` for the arguments."""
+        """prompts -> (B, D, window_frames) latents in the DiT's scale (`decode` turns them into audio; init_latents
+        are in that scale too, see `encode`); see `generate` for the arguments."""
         self.check(prompts, seconds, steps)
         started = time.perf_counter()
         device, b = self.device, len(prompts)
@@ -136,7 +152,7 @@ class Pipeline:
                                  f"samod.audio.load_audio reads files in that form")
             window_samples = self.window_frames * self.autoencoder.config.downsampling
             audio = torch.nn.functional.pad(audio[:, :window_samples], (0, max(window_samples - audio.shape[1], 0)))
-            init_latents = self.autoencoder.encode(audio[None].to(self.device), sample=False)  # (1, D, L)
+            init_latents = self.encode(audio[None])  # (1, D, L)
             init_latents = init_latents.expand(len(prompts), -1, -1)
         latents = self.generate_latents(prompts, seconds, steps, cfg_scale, seed, sampler, sigma_max, sigma_min,
                                         cfg_rescale, init_latents, init_noise_level, progress, callback)
@@ -144,7 +160,7 @@ class Pipeline:
         if trim:  # decode only what is kept, plus the margin that makes chunked decoding exact
             keep = math.ceil(seconds * self.latent_rate) + self.autoencoder.config.chunk_overlap
             latents = latents[..., :keep]  # (B, D, <= L)
-        audio = self.autoencoder.decode_chunked(latents)  # (B, A, frames * 2048)
+        audio = self.decode(latents)  # (B, A, frames * 2048)
         self.last_timing["decoding"] = time.perf_counter() - started
         if trim:
             audio = audio[..., :round(seconds * SAMPLE_RATE)]  # (B, A, seconds * 44100): the silence cut off
@@ -216,17 +232,20 @@ def timing_adherence(pipeline: Pipeline, prompts: list[str], lengths: list[float
 @torch.no_grad()
 def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.0, steps: int = 20, seed: int = 0,
                      sampler: str = "dpmpp-2m", labels: list[int] | None = None, genres: list[str] | None = None,
-                     clap=None) -> dict:
+                     clap=None, batch_size: int = 16) -> dict:
     """Does a generation match its own prompt better than another's? One render per prompt; `clap`
     (default: the pipeline's text encoder, a samod CLAP) embeds renders and prompts; the difference
     between a render's similarity to its own prompt and to the next prompt's (a shuffle that never
     keeps a prompt), with a 95 % bootstrap interval over prompts. With `labels` (index into `genres`
-    per prompt), also the zero-shot genre accuracy of the renders (chance 1 / len(genres))."""
+    per prompt), also the zero-shot genre accuracy of the renders (chance 1 / len(genres)).
+    Renders are made `batch_size` prompts at a time (seed + batch index)."""
     from samod.clap import genre_prompts
     from samod.metrics import bootstrap_interval, zero_shot_accuracy
     clap = clap or pipeline.text_encoder
     started = time.perf_counter()
-    renders = pipeline.generate(prompts, seconds=seconds, steps=steps, seed=seed, sampler=sampler, progress=False)
+    renders = [render for k in range(0, len(prompts), batch_size)
+               for render in pipeline.generate(prompts[k:k + batch_size], seconds=seconds, steps=steps,
+                                               seed=seed + k // batch_size, sampler=sampler, progress=False)]
     render_seconds = time.perf_counter() - started
     audio = torch.from_numpy(np.stack(renders))  # (N, A, T)
     audio_emb = F.normalize(clap.audio_embeddings(audio, generator=torch.Generator().manual_seed(seed)), dim=-1)
@@ -241,7 +260,7 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
               "shuffled": float(shuffled.mean()), "difference": float(difference.mean()),
               "difference_low": low, "difference_high": high,
               "render_spread": float(audio.std(dim=0).mean()),  # 0 when every prompt gives the same audio
-              "render_seconds": render_seconds}
+              "render_seconds": render_seconds, "differences": difference.tolist()}
     if labels is not None:
         classes = torch.stack([F.normalize(clap.text_embeddings(genre_prompts(g)).mean(dim=0), dim=0) for g in genres])
         result.update({"genre_accuracy": zero_shot_accuracy(audio_emb, classes, labels),

@@ -272,7 +272,7 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
             timing = timing_adherence(pipeline, prompts[:8], [round(window / 3), round(2 * window / 3)], steps=10)
             adherence = prompt_adherence(pipeline, prompts, 5.0, steps=10, labels=labels, genres=genres)
             return {"timing_median_db": timing["median_after_vs_before_db"],
-                    **{f"prompt_{k}": v for k, v in adherence.items() if k not in ("steps", "seconds")}}
+                    **{f"prompt_{k}": v for k, v in adherence.items() if k not in ("steps", "seconds", "differences")}}
 
         window_seconds = profile.pretrain_seconds if stage == "pretrain" else profile.finetune_seconds
         folder = stage_dir(profile, stage, root)

@@ -206,6 +206,12 @@ def test_both_stages_train_resume_and_load(toy_profile, trained):
     assert description["text_width"] == 128 and not model.training
     pre_model, pre_description = load_diffusion(toy_profile, "pretrain")
     assert pre_description["window_frames"] == 646
+    from samod.data import LatentDataset, latent_std
+    cache = toy_profile.cache_dir / "latents"
+    scale = latent_std(cache)  # the recipe's latent_scale None: the cache's std, kept by the second stage
+    assert pre_description["latent_scale"] == description["latent_scale"] == pytest.approx(scale) and scale != 1.0
+    unscaled, scaled = LatentDataset(cache, 300, seed=0)[0]["latents"], LatentDataset(cache, 300, seed=0, scale=scale)[0]["latents"]
+    assert torch.allclose(scaled, unscaled / scale)
     assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), pre_model.state_dict().values()))
     with pytest.raises(FileNotFoundError, match="no trained DiT"):
         load_diffusion(toy_profile.__class__(**{**toy_profile.__dict__, "name": "nowhere"}), "finetune")
@@ -240,7 +246,9 @@ def test_generate_is_seeded_and_trimmed(pipeline):
 def test_audio_to_audio_at_a_low_noise_level_keeps_the_init(pipeline):
     t = np.arange(3 * 44100) / 44100
     init = np.stack([np.sin(2 * np.pi * 330 * t)] * 2).astype(np.float32) * 0.3
-    init_latents = pipeline.autoencoder.encode(torch.from_numpy(init)[None], sample=False)
+    init_latents = pipeline.encode(torch.from_numpy(init)[None])  # the DiT's scale
+    assert torch.allclose(pipeline.decode(init_latents), pipeline.autoencoder.decode_chunked(
+        pipeline.autoencoder.encode(torch.from_numpy(init)[None], sample=False)), atol=1e-5)
     latents = pipeline.generate_latents(["calm"], 3.0, steps=3, seed=0, init_latents=torch.nn.functional.pad(
         init_latents, (0, 646 - init_latents.shape[-1])), init_noise_level=0.31, sampler="dpmpp-2m", progress=False)
     far = pipeline.generate_latents(["calm"], 3.0, steps=3, seed=0, progress=False)

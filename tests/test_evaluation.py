@@ -119,6 +119,10 @@ def test_scorer_rows_rank_a_copy_above_a_wrong_answer():
     assert copy["FD"] == pytest.approx(0.0, abs=1e-6) and copy["KL"] == pytest.approx(0.0, abs=1e-9)
     assert wrong["KL"] > 0.1 and wrong["CLAP score"] < copy["CLAP score"]
     assert wrong["FD"] == pytest.approx(0.0, abs=1e-6)  # the same set, paired wrongly: FD does not pair
+    assert copy["KL interval"][0] <= copy["KL"] <= copy["KL interval"][1] and len(copy["per prompt"]["KL"]) == 4
+    margin = ev.paired_margin(copy, wrong, "CLAP score")
+    assert margin["difference"] > 0 and margin["low"] > 0  # every prompt: the copy matches better
+    assert ev.paired_margin(copy, copy, "KL") == {"difference": 0.0, "low": 0.0, "high": 0.0}
     md, js = ev.write_table([copy, wrong], "/tmp/samod_test_table", "toy", {"embedders": scorer.names})
     assert "| copy | 1 s |" in md.read_text() and json.loads(js.read_text())["notes"]["embedders"]["FD"] == "toy"
     with pytest.raises(ValueError, match="measured"):
