@@ -55,7 +55,7 @@ reference-figures:
 weights: corpus
 	$(BIN)/python -m samod.reference autoencoder --steps 1250
 	$(BIN)/python -m samod.reference clap --steps 1000 --evaluate-every 250
-	$(BIN)/python -m samod.reference diffusion --steps 3000 --finetune-steps 2000 --evaluate-every 500
+	$(BIN)/python -m samod.reference diffusion --steps 1000 --finetune-steps 2000 --evaluate-every 500
 
 test: corpus unit notebooks
 
