@@ -280,10 +280,12 @@ def plot_training_curve(curve: list[dict], live: dict | None = None, chance: flo
     return fig
 
 
-def plot_curve_panels(curve: list[dict], panels: list[tuple[str, list[str], float | None]], live: dict | None = None):
-    """A reference run's measurements against its steps, one panel per (title, keys, reference line).
+def plot_curve_panels(curve: list[dict], panels: list[tuple[str, list[str], tuple[float, str] | None]],
+                      live: dict | None = None):
+    """A reference run's measurements against its steps, one panel per (title, keys, (value, label)).
 
-    Each key of a panel is one line; the reference line (e.g. chance, or 0) is dotted grey when given.
+    Each key of a panel is one line, shaded between <key>_low and <key>_high where the curve has them; the
+    reference line (e.g. (1/13, "chance")) is dotted grey when given.
     `live`: the same keys for a short run trained in the notebook, drawn as stars at its step."""
     steps = [p["step"] for p in curve]
     minutes = [p["wall_minutes"] for p in curve]
@@ -291,10 +293,13 @@ def plot_curve_panels(curve: list[dict], panels: list[tuple[str, list[str], floa
     for ax, (title, keys, line) in zip(axes[0], panels):
         for k, key in enumerate(keys):
             ax.plot(steps, [p[key] for p in curve], "o-", color=f"C{k}", label=key.replace("_", " "))
+            if f"{key}_low" in curve[0]:  # an interval measured with it: shaded
+                ax.fill_between(steps, [p[f"{key}_low"] for p in curve], [p[f"{key}_high"] for p in curve],
+                                color=f"C{k}", alpha=0.15, label="95 % interval")
             if live is not None and key in live:
                 ax.plot([live["step"]], [live[key]], "*", color=f"C{k}", ms=12, label="live run (this notebook)")
         if line is not None:
-            ax.axhline(line, color="gray", ls=":", label=f"reference line ({line:.2g})")
+            ax.axhline(line[0], color="gray", ls=":", label=f"{line[1]} ({line[0]:.2g})")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("training step")
         ax.legend(fontsize=7)
