@@ -16,7 +16,9 @@ import argparse
 import json
 import multiprocessing
 from collections import defaultdict
+import warnings
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -41,14 +43,37 @@ def tempo_matches(estimate: float, bpm: float, tolerance: float = TOLERANCE) -> 
     return any(abs(estimate - bpm * k) <= tolerance * bpm * k for k in (0.5, 1.0, 2.0))
 
 
+def _estimate_all(paths: list[str], workers: int, progress: bool, attempts: int = 3) -> list[float]:
+    """estimate_bpm of every path in worker processes. Spawned, not forked: a fork of a process that already
+    runs torch / OpenMP threads (a Jupyter kernel) can kill a worker abruptly. A worker can still die now
+    and then (librosa's numba kernels); the songs it left unfinished are retried in a fresh pool, and a song
+    that fails `attempts` times counts as not recovered (NaN), with a warning."""
+    estimates: dict[int, float] = {}
+    bar = tqdm(total=len(paths), desc="beat tracking", disable=not progress)
+    for attempt in range(attempts):
+        todo = [i for i in range(len(paths)) if i not in estimates]
+        if not todo:
+            break
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {i: pool.submit(estimate_bpm, paths[i]) for i in todo}
+            for i, future in futures.items():
+                try:
+                    estimates[i] = future.result()
+                    bar.update(1)
+                except BrokenProcessPool:
+                    break  # the pool is gone: retry what is left in a fresh one
+    bar.close()
+    missing = [paths[i] for i in range(len(paths)) if i not in estimates]
+    if missing:
+        warnings.warn(f"beat tracking crashed its worker {attempts} times on {len(missing)} songs "
+                      f"(counted as not recovered): {missing[:3]}")
+    return [estimates.get(i, float("nan")) for i in range(len(paths))]
+
+
 def tempo_recovery(records: list[dict], workers: int = 1, progress: bool = True) -> dict:
     """Estimate every song's tempo; returns the overall rate, the rate per genre and each song's estimate."""
     paths = [r["audio_path"] for r in records]
-    # spawned, not forked, workers: a fork of a process that already runs torch / OpenMP threads (a Jupyter
-    # kernel) can kill a worker abruptly (BrokenProcessPool); spawned workers start clean
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        estimates = list(tqdm(pool.map(estimate_bpm, paths), total=len(paths), desc="beat tracking",
-                              disable=not progress))
+    estimates = _estimate_all(paths, workers, progress)
     per_genre = defaultdict(list)
     songs = []
     for r, est in zip(records, estimates):
