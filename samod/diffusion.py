@@ -229,9 +229,11 @@ def train_diffusion(stage: str = "pretrain", recipe: DiffusionRecipe | None = No
     recipe = recipe or DiffusionRecipe.for_profile(profile.name)
     text_encoder = text_encoder if text_encoder is not None else load_clap(profile)
     cache = Path(cache or profile.cache_dir / "latents")
-    scale = recipe.latent_scale or latent_std(cache)
-    if stage == "finetune" and (stage_dir(profile, "pretrain", root) / CONFIG_NAME).exists():
-        scale = json.loads((stage_dir(profile, "pretrain", root) / CONFIG_NAME).read_text()).get("latent_scale", scale)
+    pretrained_config = stage_dir(profile, "pretrain", root) / CONFIG_NAME
+    if stage == "finetune" and pretrained_config.exists():  # the scale the pre-trained weights were made for
+        scale = json.loads(pretrained_config.read_text()).get("latent_scale", 1.0)
+    else:
+        scale = recipe.latent_scale or latent_std(cache)  # reads every cached song: only when needed
     dataset = LatentDataset(cache, window_frames=1, seed=profile.seed, scale=scale)  # window set below
     dataset.window_frames = window_frames(profile, stage, dataset.latent_rate)
     if dataset.latent_channels != recipe.model.latent_channels:
