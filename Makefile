@@ -49,11 +49,12 @@ reference-figures:
 	$(MAKE) demo SAMOD_PROFILE=tiny SAMOD_FIGURES=$(CURDIR)/figures
 
 # Retrain the profile's reference weights from scratch (resumes when interrupted) and export them to
-# samod/weights/<profile>/ with their provenance, in order: the autoencoder (it stops at step 1250 of its
-# recipe: see AutoencoderRecipe.tiny), CLAP, then both DiT stages on their latents and text features.
-# About two and a half hours on 2 CPU cores at tiny. Review, then commit.
+# samod/weights/<profile>/ with their provenance, in order: the autoencoder (it stops at step 1500 of its
+# recipe, before the adversary: see AutoencoderRecipe.tiny), CLAP (on the songs and on the autoencoder's
+# reconstructions of them), then both DiT stages on their latents and text features.
+# About an hour and a half on 2 CPU cores at tiny. Review, then commit.
 weights: corpus
-	$(BIN)/python -m samod.reference autoencoder --steps 1250
+	$(BIN)/python -m samod.reference autoencoder --steps 1500
 	$(BIN)/python -m samod.reference clap --steps 1000 --evaluate-every 250
 	$(BIN)/python -m samod.reference diffusion --steps 1000 --finetune-steps 2000 --evaluate-every 500
 

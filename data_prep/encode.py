@@ -35,7 +35,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from data_prep.common import write_jsonl
-from samod.audio import load_audio
+from samod.audio import load_audio, save_audio
 from samod.autoencoder import Autoencoder, vae_bottleneck
 from samod.data import LATENT_INDEX, LATENT_INFO, SILENCE_LATENT, read_metadata, split_records
 from samod.profiles import Profile, get_profile
@@ -111,6 +111,48 @@ def encode_corpus(autoencoder: Autoencoder, autoencoder_checkpoint: str | Path, 
         entry = {k: v for k, v in record.items() if k != "audio_path"}
         index.append({**entry, "audio_path": record["audio_path"], "latent_path": path.name, "frames": frames})
     write_jsonl(out_dir / LATENT_INDEX, index)
+    return index
+
+
+RECONSTRUCTION_INFO = "info.json"  # the autoencoder the reconstructions were made with
+RECONSTRUCTION_INDEX = "index.jsonl"  # the song records with audio_path pointing at the reconstruction
+
+
+def reconstruct_corpus(autoencoder: Autoencoder, autoencoder_checkpoint: str | Path, metadata: str | Path,
+                       out_dir: str | Path, progress: bool = True) -> list[dict]:
+    """Write every song of a corpus as the VAE reconstructs it (posterior mean, decoded, trimmed to the
+    song's length) to out_dir/<id>.flac, with index.jsonl (the corpus records, audio_path pointing at the
+    reconstruction) and info.json (the autoencoder's checkpoint SHA-256). Rerunning skips songs already
+    written by the same autoencoder; another autoencoder's folder is refused. Returns the index records.
+
+    What for: a metric network trained on real audio only may judge the VAE's artifacts instead of the
+    music, and every generation is decoded by the VAE (the reference CLAP also trains on these).
+    """
+    out_dir = Path(out_dir)
+    info = {"autoencoder_sha256": file_sha256(autoencoder_checkpoint), "metadata": str(Path(metadata).resolve())}
+    info_path = out_dir / RECONSTRUCTION_INFO
+    if info_path.exists():
+        old = json.loads(info_path.read_text())
+        if old.get("autoencoder_sha256") != info["autoencoder_sha256"]:
+            raise RuntimeError(f"{out_dir} holds reconstructions by another autoencoder (checkpoint SHA-256 "
+                               f"{old.get('autoencoder_sha256', '?')[:12]}..., now {info['autoencoder_sha256'][:12]}...): "
+                               f"delete the folder to reconstruct the corpus again")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info_path.write_text(json.dumps(info, indent=1))
+    autoencoder = autoencoder.eval()
+    index = []
+    for record in tqdm(read_metadata(metadata), desc="reconstructing songs", disable=not progress):
+        path = out_dir / f"{record['id']}.flac"
+        if not path.exists():
+            audio = torch.from_numpy(load_audio(record["audio_path"]))  # (A, T)
+            mean, _ = posterior(autoencoder, audio)  # (D, L)
+            with torch.inference_mode():
+                decoded = autoencoder.decode_chunked(mean[None])[0, :, :audio.shape[1]]  # (A, T)
+            tmp = path.with_name(path.stem + ".tmp.flac")
+            save_audio(tmp, decoded.numpy())
+            tmp.replace(path)  # appears whole or not at all
+        index.append({**record, "audio_path": str(path), "original_path": record["audio_path"]})
+    write_jsonl(out_dir / RECONSTRUCTION_INDEX, index)
     return index
 
 

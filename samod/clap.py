@@ -541,11 +541,14 @@ class ClapRecipe:
 
 
 def train_clap(recipe: ClapRecipe | None = None, profile: Profile | None = None,
-               progress: bool = True, folder: Path | None = None) -> tuple[ClapEncoder, list[dict]]:
+               progress: bool = True, folder: Path | None = None,
+               reconstructions: list[dict] | None = None) -> tuple[ClapEncoder, list[dict]]:
     """Train (or resume, or just load a finished run of) CLAP on the training split of a profile's corpus.
 
     The tokenizer is trained first on `prompt_draws` prompts per training song and saved; the model
-    then trains on (audio window, prompt) pairs of SongDataset. Checkpoints go to
+    then trains on (audio window, prompt) pairs of SongDataset. `reconstructions` (records of
+    data_prep.encode.reconstruct_corpus) adds the VAE's reconstruction of every training song as a
+    second pair with the same prompts, so that CLAP recognises decoded audio too. Checkpoints go to
     `folder` (default <profile>/checkpoints/clap/, the profile's own CLAP); returns the encoder with
     its EMA weights, in eval mode, and the history.
     """
@@ -561,6 +564,9 @@ def train_clap(recipe: ClapRecipe | None = None, profile: Profile | None = None,
                                          recipe.model.vocab_size, recipe.model.max_tokens)
         tokenizer.save_pretrained(folder)
     (folder / CONFIG_NAME).write_text(json.dumps(asdict(recipe.model), indent=1))
+    if reconstructions is not None:  # the tokenizer above saw the same songs' prompts
+        ids = {r["id"] for r in training}
+        training = training + [r for r in reconstructions if r["id"] in ids]
     dataset = SongDataset(training, window_seconds=recipe.crop_seconds, seed=profile.seed)
     batches = StepBatches(dataset, recipe.batch_size, seed=profile.seed)
     torch.manual_seed(profile.seed)

@@ -210,6 +210,17 @@ def save_generation(path: str | Path, audio: np.ndarray, sample_rate: int = SAMP
 # ----------------------------------------------------------------------------------------------------
 # Does the output follow the request? Length and prompt, measured on generations
 
+def length_quartiles(records: list[dict], window_seconds: float) -> list[float]:
+    """The lower and upper quartiles of the songs' lengths (`seconds`), rounded to whole seconds and at
+    most two thirds of the window (room for the silence after them): lengths that a DiT trained on these
+    songs has learned to end at (seconds_total is each song's length; a request shorter than every
+    training song asks it to extrapolate)."""
+    if not records:
+        raise ValueError("length_quartiles needs the training songs' records (each with 'seconds')")
+    quartiles = np.percentile([r["seconds"] for r in records], [25, 75])
+    return sorted({float(min(round(q), round(2 * window_seconds / 3))) for q in quartiles})
+
+
 def timing_adherence(pipeline: Pipeline, prompts: list[str], lengths: list[float], steps: int = 20, seed: int = 0,
                      sampler: str = "dpmpp-2m", margin_seconds: float = 0.5) -> dict:
     """How quiet the model is after seconds_total: per prompt and length, the RMS of the untrimmed window

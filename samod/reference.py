@@ -193,31 +193,52 @@ def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 
 
 
 def train_reference_clap(steps: int | None = None, evaluate_every: int = 500, profile: Profile | None = None) -> Path:
-    """Train the profile's CLAP recipe for `steps`, measure retrieval and zero-shot genre accuracy on the
-    held-out songs every `evaluate_every` steps, export the EMA weights and the tokenizer
+    """Train the profile's CLAP recipe for `steps` on the training songs and on the reference
+    autoencoder's reconstructions of them (every generation reaches CLAP through that decoder), measure
+    retrieval and zero-shot genre accuracy on the held-out songs and on their reconstructions every
+    `evaluate_every` steps, export the EMA weights and the tokenizer
     (samod/weights/<profile>/clap.safetensors, clap.json, clap_tokenizer/)."""
+    from data_prep.encode import reconstruct_corpus
+    from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
     from samod.clap import HOLDOUT_EVERY, ClapRecipe, evaluate_clap, train_clap
     from samod.data import read_metadata, split_records
 
     facts = run_facts()
     profile = profile or get_profile()
+    if not reference_file("autoencoder", profile).exists():
+        raise FileNotFoundError(f"the reference CLAP also trains on the reference autoencoder's reconstructions, "
+                                f"and {reference_file('autoencoder', profile)} is missing: "
+                                f"run `python -m samod.reference autoencoder` first")
     folder = profile.checkpoint_dir / "reference" / "clap"
     recipe = ClapRecipe.for_profile(profile.name)
     recipe = replace(recipe, steps=steps or recipe.steps)
-    records = read_metadata(profile.corpus_dir / "metadata.jsonl")
+    metadata = profile.corpus_dir / "metadata.jsonl"
+    reconstructions = reconstruct_corpus(load_autoencoder(profile, source="reference"),
+                                         autoencoder_checkpoint(profile, "reference"), metadata,
+                                         profile.checkpoint_dir / "reference" / "reconstructions")
+    records = read_metadata(metadata)
     _, held_out = split_records(records, every=HOLDOUT_EVERY)
+    by_id = {r["id"]: r for r in reconstructions}
+    held_out_decoded = [by_id[r["id"]] for r in held_out]
     genres = sorted({r["genre"] for r in records})
 
     def measure(encoder) -> dict:
-        result = evaluate_clap(encoder, held_out, recipe.crop_seconds, genres)
-        return {k: v for k, v in result.items() if isinstance(v, (int, float))}
+        numbers = {}
+        for prefix, songs in (("", held_out), ("reconstruction_", held_out_decoded)):
+            result = evaluate_clap(encoder, songs, recipe.crop_seconds, genres)
+            numbers.update({prefix + k: v for k, v in result.items() if isinstance(v, (int, float))
+                            and not (prefix and (k.startswith("chance") or k.startswith("n_")))})
+        return numbers
 
     model, curve = train_in_segments(
         folder, recipe.steps, evaluate_every,
-        lambda step: train_clap(replace(recipe, steps=step), profile, progress=True, folder=folder)[0],
+        lambda step: train_clap(replace(recipe, steps=step), profile, progress=True, folder=folder,
+                                reconstructions=reconstructions)[0],
         measure, lambda step: step * recipe.batch_size * recipe.crop_seconds / 3600)
     info = _info("clap", profile, facts, recipe, recipe.steps, curve, held_out_files=len(held_out),
-                 tokenizer="clap_tokenizer/")
+                 tokenizer="clap_tokenizer/",
+                 reconstructions="every training song twice: as rendered and as the reference autoencoder "
+                                 "reconstructs it (same prompts)")
     path = save_reference("clap", model.state_dict(), info, profile)
     model.tokenizer.save_pretrained(path.with_name("clap_tokenizer"))
     return path
@@ -237,7 +258,7 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
     from samod.clap import evaluation_prompt, load_clap
     from samod.data import read_metadata, split_records
     from samod.diffusion import CONFIG_NAME, STAGES, DiffusionRecipe, stage_dir, train_diffusion
-    from samod.generation import Pipeline, prompt_adherence, timing_adherence
+    from samod.generation import Pipeline, length_quartiles, prompt_adherence, timing_adherence
 
     facts = run_facts()
     profile = profile or get_profile()
@@ -259,6 +280,7 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
     _, held_out = split_records(records)  # the songs the DiT never sees
     prompts = [evaluation_prompt(r) for r in held_out]
     labels = [genres.index(r["genre"]) for r in held_out]
+    training = read_metadata(cache / "index.jsonl")  # timing is measured at lengths these songs have
     paths = []
     for stage in STAGES:
         def train_to(step: int, stage=stage):
@@ -268,10 +290,10 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
         def measure(model, stage=stage) -> dict:
             description = json.loads((stage_dir(profile, stage, root) / CONFIG_NAME).read_text())
             pipeline = Pipeline(autoencoder, model, clap, description["window_frames"], description)
-            window = pipeline.window_seconds
-            timing = timing_adherence(pipeline, prompts[:8], [round(window / 3), round(2 * window / 3)], steps=10)
+            timing = timing_adherence(pipeline, prompts[:8], length_quartiles(training, pipeline.window_seconds),
+                                      steps=10)
             adherence = prompt_adherence(pipeline, prompts, 5.0, steps=10, labels=labels, genres=genres)
-            return {"timing_median_db": timing["median_after_vs_before_db"],
+            return {"timing_median_db": timing["median_after_vs_before_db"], "timing_lengths": timing["lengths"],
                     **{f"prompt_{k}": v for k, v in adherence.items() if k not in ("steps", "seconds", "differences")}}
 
         window_seconds = profile.pretrain_seconds if stage == "pretrain" else profile.finetune_seconds
@@ -279,7 +301,7 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
         model, curve = train_in_segments(folder, recipe.steps[stage], evaluate_every, train_to, measure,
                                          lambda step: step * recipe.batch_size * window_seconds / 3600)
         info = _info(f"dit_{stage}", profile, facts, recipe, recipe.steps[stage], curve,
-                     held_out_prompts=len(prompts), training_songs=len(read_metadata(cache / "index.jsonl")),
+                     held_out_prompts=len(prompts), training_songs=len(training),
                      description=json.loads((folder / CONFIG_NAME).read_text()))
         paths.append(save_reference(f"dit_{stage}", model.state_dict(), info, profile))
     return paths

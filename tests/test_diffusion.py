@@ -198,6 +198,54 @@ def test_cache_of_another_autoencoder_is_refused(toy_profile, cache, tmp_path):
     assert json.loads((cache / "info.json").read_text())["autoencoder_sha256"] != file_sha256(other)
 
 
+def test_reconstructions_are_the_decoded_posterior_mean_and_tied_to_their_autoencoder(toy_profile, tmp_path):
+    from data_prep.encode import posterior, reconstruct_corpus
+    from samod.audio import load_audio
+    from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
+
+    vae, metadata = load_autoencoder(toy_profile), toy_profile.corpus_dir / "metadata.jsonl"
+    out = tmp_path / "reconstructions"
+    index = reconstruct_corpus(vae, autoencoder_checkpoint(toy_profile), metadata, out, progress=False)
+    assert len(index) == 9 and [r["id"] for r in index] == [f"song_{i}" for i in range(9)]
+    original = load_audio(index[0]["original_path"])
+    decoded = load_audio(index[0]["audio_path"])  # 16-bit FLAC
+    assert decoded.shape == original.shape and index[0]["genre"] == "bossa nova"
+    with torch.inference_mode():
+        expected = vae.decode_chunked(posterior(vae, torch.from_numpy(original))[0][None])[0, :, :original.shape[1]]
+    assert np.abs(decoded - expected.clamp(-1, 1).numpy()).max() < 1e-4
+    stamp = (out / index[0]["audio_path"].split("/")[-1]).stat().st_mtime_ns
+    reconstruct_corpus(vae, autoencoder_checkpoint(toy_profile), metadata, out, progress=False)  # kept, not redone
+    assert (out / index[0]["audio_path"].split("/")[-1]).stat().st_mtime_ns == stamp
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"another checkpoint")
+    with pytest.raises(RuntimeError, match="another autoencoder"):
+        reconstruct_corpus(vae, other, metadata, out, progress=False)
+
+
+def test_clap_trains_on_reconstructions_of_its_training_songs_only(toy_profile, tmp_path, monkeypatch):
+    import samod.clap as clap_module
+    from samod.clap import ClapRecipe, train_clap
+
+    seen = {}
+
+    class Recording(clap_module.SongDataset):
+        def __init__(self, records, **kwargs):
+            seen["paths"] = [r["audio_path"] for r in records]
+            super().__init__(records, **kwargs)
+
+    monkeypatch.setattr(clap_module, "SongDataset", Recording)
+    extra = []
+    for i in range(9):  # stand-ins for decoded files: copies of the songs
+        copy = tmp_path / f"decoded_{i}.flac"
+        copy.write_bytes((toy_profile.corpus_dir / f"audio/song_{i}.flac").read_bytes())
+        extra.append({**RECORDS[i % 3], "id": f"song_{i}", "audio_path": str(copy), "seconds": 6.0 + i % 3})
+    recipe = replace(ClapRecipe.tiny(), steps=1, batch_size=2, crop_seconds=6.0, prompt_draws=2)
+    _, history = train_clap(recipe, toy_profile, progress=False, folder=tmp_path / "clap", reconstructions=extra)
+    assert len(history) == 1
+    decoded = [p for p in seen["paths"] if "decoded_" in p]
+    assert len(seen["paths"]) == 2 * len(decoded) and 0 < len(decoded) < 9  # the held-out songs are left out
+
+
 def test_both_stages_train_resume_and_load(toy_profile, trained):
     pre, fine = trained
     assert [h["step"] for h in pre] == [1, 2, 3] and [h["step"] for h in fine] == [1, 2]

@@ -227,6 +227,15 @@ def test_timing_adherence_is_large_for_silence_after_the_end_and_zero_when_ignor
     assert abs(ignores["median_after_vs_before_db"]) < 0.1
 
 
+def test_timing_is_measured_at_lengths_the_training_songs_have_with_room_for_silence():
+    from samod.generation import length_quartiles
+    songs = [{"seconds": s} for s in (20.0, 24.0, 26.0, 30.0, 34.0, 38.0, 44.0)]  # quartiles 25 and 36
+    assert length_quartiles(songs, 60.0) == [25.0, 36.0]
+    assert length_quartiles(songs, 30.0) == [20.0]  # both clipped to two thirds of the window
+    with pytest.raises(ValueError, match="training songs"):
+        length_quartiles([], 60.0)
+
+
 def test_prompt_adherence_separates_a_model_that_follows_prompts_from_one_that_does_not():
     from samod.generation import prompt_adherence
     prompts = [f"tone {k}" for k in range(8)]
