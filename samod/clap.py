@@ -628,12 +628,13 @@ def evaluation_prompt(record: dict) -> str:
 
 @torch.no_grad()
 def evaluate_clap(encoder: ClapEncoder, records: list[dict], crop_seconds: float, genres: list[str],
-                  batch_size: int = 16, seed: int = 0) -> dict:
+                  batch_size: int = 16, seed: int = 0, transform=None) -> dict:
     """Text-to-audio and audio-to-text Recall@1/@10 and zero-shot genre accuracy on `records`.
 
     Each song is represented by `crop_seconds` from its middle and by `evaluation_prompt`; genres are
     classified by the most similar genre embedding (the mean over `genre_prompts`, in the forms the
-    prompts of training take). Returns the numbers, their chance
+    prompts of training take). `transform` ((B, 2, T) audio -> audio, e.g. the VAE's reconstruction)
+    is applied to the crops first. Returns the numbers, their chance
     levels, the (text, audio) similarity matrix and the embeddings.
     """
     encoder.eval()
@@ -644,6 +645,7 @@ def evaluate_clap(encoder: ClapEncoder, records: list[dict], crop_seconds: float
                                              seconds=crop_seconds)) for r in records[i:i + batch_size]]
         n = int(crop_seconds * SAMPLE_RATE)
         batch = torch.stack([F.pad(a, (0, n - a.shape[1]))[:, :n] for a in batch])  # (B, 2, T)
+        batch = batch if transform is None else transform(batch)
         audio_embeds.append(encoder.audio_embeddings(batch, generator=generator))
     audio_embeds = torch.cat(audio_embeds)  # (N, E)
     prompts = [evaluation_prompt(r) for r in records]

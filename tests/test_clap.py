@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from transformers import ClapFeatureExtractor, ClapModel, T5EncoderModel
 
 from samod.clap import (ClapEncoder, ClapModelConfig, ClapRecipe, ClapStage, audio_inputs, contrastive_loss,
-                        corpus_prompts, load_clap, log_mel, positive_targets, to_clap_rate, train_clap,
+                        corpus_prompts, evaluate_clap, load_clap, log_mel, positive_targets, to_clap_rate, train_clap,
                         train_clap_tokenizer)
 from samod.t5 import T5Conditioner, T5ConditionerConfig, train_t5_tokenizer
 from samod.train import OptimizerConfig, StepBatches, TrainConfig, Trainer, load_weights
@@ -282,6 +282,14 @@ def test_train_clap_on_a_profile_corpus_then_load(tmp_path, monkeypatch):
     with torch.no_grad():
         assert torch.equal(encoder.text_features(PROMPTS), again.text_features(PROMPTS))
     assert (profile.checkpoint_dir / "clap" / "tokenizer.json").exists()
+    records = [json.loads(line) for line in lines]
+    records = [{**r, "audio_path": str(profile.corpus_dir / r["path"])} for r in records]
+    genres = sorted({r["genre"] for r in records})
+    seen = []
+    as_is = evaluate_clap(encoder, records, 6.0, genres)
+    silenced = evaluate_clap(encoder, records, 6.0, genres, transform=lambda a: seen.append(a.shape) or 0 * a)
+    assert seen == [(9, 2, 6 * 44100)]  # the transform sees the crops, before the embedding
+    assert not torch.allclose(as_is["audio_embeddings"], silenced["audio_embeddings"])
 
 
 # ----------------------------------------------------------------------------------------------------
