@@ -73,10 +73,11 @@ class Profile:
 
 
 def tiny() -> Profile:
-    # 128 songs of 20-45 s: about a minute to render on 2 cores. The DiT trains on 64 of the 112
-    # training songs: encoding costs 2.4 s per song here, and 160 steps x 4 windows see each one 10 times
+    # 128 songs of 20-45 s: about a minute to render on 2 cores. A notebook's own DiT trains on 24 of the
+    # 112 training songs: encoding costs 2.4 s per song here, and 160 steps x 4 windows see each one 27
+    # times (the reference DiT trains on all of them: samod.reference)
     return Profile("tiny", n_songs=128, min_seconds=20.0, max_seconds=45.0,
-                   pretrain_seconds=30.0, finetune_seconds=60.0, diffusion_songs=64)
+                   pretrain_seconds=30.0, finetune_seconds=60.0, diffusion_songs=24)
 
 
 def small() -> Profile:
