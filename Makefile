@@ -14,6 +14,7 @@ PROFILE_VARS = SAMOD_PROFILE='$(SAMOD_PROFILE)' SAMOD_HOME='$(SAMOD_HOME)' SAMOD
 PROFILE_ROOT = $(shell $(PROFILE_VARS) $(BIN)/python -c "import samod; print(samod.get_profile().root)")
 FIGURES_DIR = $(shell $(PROFILE_VARS) $(BIN)/python -c "import samod; print(samod.get_profile().figures_dir)")
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+DEMO_NOTEBOOKS := $(sort $(wildcard notebooks/0[0-5]_*.ipynb))
 
 .PHONY: setup corpus demo figures reference-figures weights test unit notebooks strip clean
 
@@ -33,20 +34,26 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 corpus: setup
 	$(BIN)/python -m data_prep.synth
 
-# The main job at the active profile: every notebook in order (executed copies in artifacts/<profile>/notebooks).
-# Later stages extend it until it ends with a song generated from a text prompt and written to disk.
+# The main job at the active profile: from the corpus to a song generated from a text prompt, notebooks 00-05
+# in order (executed copies in artifacts/<profile>/notebooks). It ends with the song, written to disk.
 demo: corpus
+	@mkdir -p "$(PROFILE_ROOT)/notebooks"
+	$(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
+	  --output-dir "$(PROFILE_ROOT)/notebooks" $(DEMO_NOTEBOOKS)
+	@echo "executed notebooks in $(PROFILE_ROOT)/notebooks; the song: $(PROFILE_ROOT)/generated/demo_song.flac"
+
+# Every figure and table: every notebook in order, the analyses (06-09: Tables 2-3, Figure 4,
+# memorization, Stable Audio Open) after the main job.
+figures: corpus
 	@mkdir -p "$(PROFILE_ROOT)/notebooks"
 	$(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
 	  --output-dir "$(PROFILE_ROOT)/notebooks" $(NOTEBOOKS)
 	@echo "executed notebooks in $(PROFILE_ROOT)/notebooks; figures and tables in $(FIGURES_DIR)"
 
-figures: demo
-
-# Rebuild the committed reference figures on purpose: the main job at the tiny profile, writing its figures
+# Rebuild the committed reference figures on purpose: every notebook at the tiny profile, writing its figures
 # and tables into the repository's figures/ instead of artifacts/tiny/figures/. Review the diff, then commit.
 reference-figures:
-	$(MAKE) demo SAMOD_PROFILE=tiny SAMOD_FIGURES=$(CURDIR)/figures
+	$(MAKE) figures SAMOD_PROFILE=tiny SAMOD_FIGURES=$(CURDIR)/figures
 
 # Retrain the profile's reference weights from scratch (resumes when interrupted) and export them to
 # samod/weights/<profile>/ with their provenance, in order: the autoencoder (it stops at step 1500 of its

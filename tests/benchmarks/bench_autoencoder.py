@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_autoencoder import diffusers_to_reference  # noqa: E402  the one key mapping the parity test uses
+from stable_audio_peer import oobleck_to_reference  # noqa: E402  the one key mapping the parity test uses
 
 from samod.autoencoder import Autoencoder, AutoencoderConfig, load_reference_state_dict  # noqa: E402
 
@@ -40,7 +40,7 @@ def main() -> None:
                                         decoder_input_channels=latent).eval()
     cfg = AutoencoderConfig(channels=a.channels, latent_dim=latent)
     ours = Autoencoder(cfg).eval()
-    load_reference_state_dict(ours, {"pretransform.model." + diffusers_to_reference(k, len(cfg.strides)): v
+    load_reference_state_dict(ours, {"pretransform.model." + oobleck_to_reference(k, len(cfg.strides)): v
                                      for k, v in peer.state_dict().items()})
     samples = int(a.seconds * cfg.sample_rate) // 2048 * 2048
     audio = torch.randn(a.batch, 2, samples, generator=torch.Generator().manual_seed(0)) * 0.1

@@ -1,0 +1,24 @@
+"""The benchmark scripts run (at a smoke size): each must execute end to end and print its ratio.
+
+No time is asserted here; the ratios are read from the scripts' output at full size (README, Tests).
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("diffusers")
+BENCHMARKS = Path(__file__).parent / "benchmarks"
+
+
+@pytest.mark.parametrize("script, arguments", [
+    ("bench_autoencoder.py", ["--channels", "8", "--seconds", "0.2", "--repeats", "1", "--threads", "1"]),
+    ("bench_dit.py", ["--width", "32", "--depth", "1", "--heads", "2", "--frames", "16", "--tokens", "8",
+                      "--batch", "1", "--repeats", "1", "--threads", "1", "--device", "cpu"]),
+])
+def test_benchmark_runs_and_prints_its_ratio(script, arguments):
+    run = subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "ratio samod / diffusers" in run.stdout, run.stdout
