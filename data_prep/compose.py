@@ -81,39 +81,75 @@ class Genre:
 
 
 GENRES = (
-    Genre("rock", (100, 140), ("minor", "major"), "rock", "eighths", "strum", (34, 33), (29, 30), (29, 18), (),
-          ("energetic", "driving", "rebellious", "powerful")),
-    Genre("pop", (95, 125), ("major",), "pop", "eighths", "block", (33, 38), (0, 4, 27), (80, 73, 11), (89,),
-          ("happy", "uplifting", "catchy", "bright")),
-    Genre("jazz", (110, 170), ("dorian", "major"), "jazz", "walking", "comp", (32,), (0, 26, 11), (66, 65, 56, 59), (),
-          ("smooth", "sophisticated", "relaxed", "warm"), swing=0.33,
-          progressions=((1, 4, 0, 0), (0, 5, 1, 4), (2, 5, 1, 4)), sevenths=True),
-    Genre("blues", (70, 110), ("mixolydian",), "shuffle", "walking", "comp", (33,), (0, 16, 27), (29, 22), (),
-          ("soulful", "melancholic", "gritty", "laid-back"), swing=0.33,
-          progressions=((0, 0, 3, 0), (3, 3, 0, 0), (4, 3, 0, 4)), sevenths=True),
-    Genre("funk", (95, 115), ("dorian",), "funk", "syncopated", "stabs", (36,), (28, 4), (61, 65, 62), (),
-          ("groovy", "funky", "energetic", "playful"), progressions=((0, 0, 3, 3), (0, 3, 0, 4)), sevenths=True),
-    Genre("electronic", (120, 128), ("minor",), "house", "offbeat", "offbeat", (38, 39), (0, 4, 81), (80, 81), (89, 90),
-          ("energetic", "euphoric", "hypnotic", "uplifting")),
-    Genre("hip hop", (80, 98), ("minor",), "hiphop", "hiphop", "sustain", (38, 33), (4, 0, 48), (73, 11, 59), (),
-          ("chill", "laid-back", "moody", "confident"), swing=0.15, sevenths=True),
-    Genre("reggae", (70, 95), ("major", "minor"), "onedrop", "reggae", "offbeat", (33,), (16, 27), (22, 56), (),
-          ("relaxed", "sunny", "laid-back", "positive"), progressions=((0, 3, 0, 4), (0, 4, 3, 3))),
-    Genre("bossa nova", (120, 145), ("major",), "bossa", "bossa", "bossa", (32,), (24,), (73, 66, 11), (),
-          ("relaxed", "warm", "romantic", "elegant"), progressions=((0, 1, 4, 0), (1, 4, 0, 5)), sevenths=True),
-    Genre("classical", (60, 110), ("major", "minor"), None, "long", "arpeggio", (43, 42), (48, 46, 0), (40, 68, 73, 71),
-          (49,), ("elegant", "dramatic", "peaceful", "majestic")),
-    Genre("ambient", (60, 90), ("lydian", "major"), None, "long", "sustain", (35,), (88, 89, 95), (11, 75, 46), (99, 91),
-          ("calm", "dreamy", "ethereal", "meditative"), progressions=((0, 3, 0, 3), (0, 5, 3, 0))),
-    Genre("metal", (140, 180), ("phrygian", "minor"), "metal", "eighths", "strum", (34,), (30,), (30, 81), (),
-          ("aggressive", "dark", "intense", "heavy"), progressions=((0, 1, 0, 5), (0, 5, 6, 0))),
-    Genre("country", (100, 130), ("major",), "country", "root_fifth", "strum", (32, 33), (25,), (110, 105, 22), (),
-          ("cheerful", "nostalgic", "upbeat", "warm")),
+    Genre("rock", bpm=(100, 140), modes=("minor", "major"), groove="rock",
+          bass_style="eighths", chord_style="strum",
+          bass=(34, 33), harmony=(29, 30), lead=(29, 18), pad=(),
+          moods=("energetic", "driving", "rebellious", "powerful")),
+    Genre("pop", bpm=(95, 125), modes=("major",), groove="pop",
+          bass_style="eighths", chord_style="block",
+          bass=(33, 38), harmony=(0, 4, 27), lead=(80, 73, 11), pad=(89,),
+          moods=("happy", "uplifting", "catchy", "bright")),
+    Genre("jazz", bpm=(110, 170), modes=("dorian", "major"), groove="jazz",
+          bass_style="walking", chord_style="comp",
+          bass=(32,), harmony=(0, 26, 11), lead=(66, 65, 56, 59), pad=(),
+          moods=("smooth", "sophisticated", "relaxed", "warm"),
+          swing=0.33, progressions=((1, 4, 0, 0), (0, 5, 1, 4), (2, 5, 1, 4)), sevenths=True),
+    Genre("blues", bpm=(70, 110), modes=("mixolydian",), groove="shuffle",
+          bass_style="walking", chord_style="comp",
+          bass=(33,), harmony=(0, 16, 27), lead=(29, 22), pad=(),
+          moods=("soulful", "melancholic", "gritty", "laid-back"),
+          swing=0.33, progressions=((0, 0, 3, 0), (3, 3, 0, 0), (4, 3, 0, 4)), sevenths=True),
+    Genre("funk", bpm=(95, 115), modes=("dorian",), groove="funk",
+          bass_style="syncopated", chord_style="stabs",
+          bass=(36,), harmony=(28, 4), lead=(61, 65, 62), pad=(),
+          moods=("groovy", "funky", "energetic", "playful"),
+          progressions=((0, 0, 3, 3), (0, 3, 0, 4)), sevenths=True),
+    Genre("electronic", bpm=(120, 128), modes=("minor",), groove="house",
+          bass_style="offbeat", chord_style="offbeat",
+          bass=(38, 39), harmony=(0, 4, 81), lead=(80, 81), pad=(89, 90),
+          moods=("energetic", "euphoric", "hypnotic", "uplifting")),
+    Genre("hip hop", bpm=(80, 98), modes=("minor",), groove="hiphop",
+          bass_style="hiphop", chord_style="sustain",
+          bass=(38, 33), harmony=(4, 0, 48), lead=(73, 11, 59), pad=(),
+          moods=("chill", "laid-back", "moody", "confident"),
+          swing=0.15, sevenths=True),
+    Genre("reggae", bpm=(70, 95), modes=("major", "minor"), groove="onedrop",
+          bass_style="reggae", chord_style="offbeat",
+          bass=(33,), harmony=(16, 27), lead=(22, 56), pad=(),
+          moods=("relaxed", "sunny", "laid-back", "positive"),
+          progressions=((0, 3, 0, 4), (0, 4, 3, 3))),
+    Genre("bossa nova", bpm=(120, 145), modes=("major",), groove="bossa",
+          bass_style="bossa", chord_style="bossa",
+          bass=(32,), harmony=(24,), lead=(73, 66, 11), pad=(),
+          moods=("relaxed", "warm", "romantic", "elegant"),
+          progressions=((0, 1, 4, 0), (1, 4, 0, 5)), sevenths=True),
+    Genre("classical", bpm=(60, 110), modes=("major", "minor"), groove=None,
+          bass_style="long", chord_style="arpeggio",
+          bass=(43, 42), harmony=(48, 46, 0), lead=(40, 68, 73, 71), pad=(49,),
+          moods=("elegant", "dramatic", "peaceful", "majestic")),
+    Genre("ambient", bpm=(60, 90), modes=("lydian", "major"), groove=None,
+          bass_style="long", chord_style="sustain",
+          bass=(35,), harmony=(88, 89, 95), lead=(11, 75, 46), pad=(99, 91),
+          moods=("calm", "dreamy", "ethereal", "meditative"),
+          progressions=((0, 3, 0, 3), (0, 5, 3, 0))),
+    Genre("metal", bpm=(140, 180), modes=("phrygian", "minor"), groove="metal",
+          bass_style="eighths", chord_style="strum",
+          bass=(34,), harmony=(30,), lead=(30, 81), pad=(),
+          moods=("aggressive", "dark", "intense", "heavy"),
+          progressions=((0, 1, 0, 5), (0, 5, 6, 0))),
+    Genre("country", bpm=(100, 130), modes=("major",), groove="country",
+          bass_style="root_fifth", chord_style="strum",
+          bass=(32, 33), harmony=(25,), lead=(110, 105, 22), pad=(),
+          moods=("cheerful", "nostalgic", "upbeat", "warm")),
 )
 SECTION_ORDER = ("verse", "chorus", "verse", "chorus", "bridge", "chorus", "chorus", "verse", "chorus")
 ENERGY = {"intro": 0.7, "verse": 0.85, "chorus": 1.0, "bridge": 0.8, "outro": 0.7}  # velocity scale
 TAIL_SECONDS = 1.0  # silence left after the last bar for notes and reverb to ring out
 VARIATIONS = ("new notes", "octave up", "pad added")
+
+
+def seconds_per_bar(bpm: int) -> float:
+    return 4 * 60.0 / bpm  # four beats to the bar
 
 
 @dataclass
@@ -139,7 +175,7 @@ class Song:
 
     @property
     def bar_seconds(self) -> float:
-        return 4 * 60.0 / self.bpm
+        return seconds_per_bar(self.bpm)
 
     @property
     def seconds(self) -> float:
@@ -248,80 +284,117 @@ class _Writer:
 
 def compose(seed: int, min_seconds: float, max_seconds: float) -> Song:
     """Compose one song whose length lies in [min_seconds, max_seconds]; everything follows from `seed`."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # every draw below comes from here, in a fixed order
     genre = GENRES[rng.integers(len(GENRES))]
     bpm = int(rng.integers(genre.bpm[0], genre.bpm[1] + 1))
     mode = str(rng.choice(genre.modes))
     root = int(rng.integers(12))
-    bar_seconds = 240.0 / bpm
+    sections = _draw_sections(rng, genre, bpm, min_seconds, max_seconds)
+    programs, pans = _draw_instruments(rng, genre)
+    moods = _draw_moods(rng, genre, mode)
+    song = Song(seed, genre, bpm, root, mode, sections, programs, pans, moods)
+    lead_pool = scale_pitches(root, SCALES[mode], 62, 86)  # the pitches a melody may use
+    material = _draw_material(rng, song, lead_pool)
+    song.midi = _play(rng, song, material, lead_pool)
+    return song
+
+
+def _draw_sections(rng: np.random.Generator, genre: Genre, bpm: int, min_seconds: float,
+                   max_seconds: float) -> list[Section]:
+    """Draw a length in [min_seconds, max_seconds] and plan it as sections of whole bars."""
+    bar_seconds = seconds_per_bar(bpm)
     if max_seconds - min_seconds < bar_seconds or min_seconds < TAIL_SECONDS + bar_seconds:
         raise ValueError(f"cannot fit a song of {genre.name} at {bpm} BPM ({bar_seconds:.2f} s per bar) between "
                          f"{min_seconds} and {max_seconds} s: widen the range (at least {2 * bar_seconds:.0f} s "
                          f"wide, minimum above {TAIL_SECONDS + bar_seconds:.0f} s)")
     target = rng.uniform(min_seconds + bar_seconds, max_seconds)
     music_bars = int((target - TAIL_SECONDS) // bar_seconds)
-    sections = plan_sections(music_bars, bar_seconds)
+    return plan_sections(music_bars, bar_seconds)
 
+
+def _draw_instruments(rng: np.random.Generator, genre: Genre) -> tuple[dict[str, int], dict[str, float]]:
+    """The General-MIDI program and the stereo position of each role."""
     programs = {"drums": 0} if genre.groove else {}
     programs["bass"] = int(rng.choice(genre.bass))
     programs["harmony"] = int(rng.choice(genre.harmony))
+    # the lead takes another instrument than the harmony when the genre has one
     programs["lead"] = int(rng.choice([p for p in genre.lead if p != programs["harmony"]] or genre.lead))
     if genre.pad:
         programs["pad"] = int(rng.choice(genre.pad))
+    # drums and bass in the middle, the harmony on one side, lead and pad towards the other;
+    # the pad's position is drawn even when there is no pad, so the draws after it stay the same
     side = float(rng.choice([-1.0, 1.0]))
     pans = {"drums": 0.0, "bass": 0.0, "harmony": side * rng.uniform(0.3, 0.7),
             "lead": -side * rng.uniform(0.0, 0.35), "pad": -side * rng.uniform(0.3, 0.7)}
+    return programs, {role: pans[role] for role in programs}
+
+
+def _draw_moods(rng: np.random.Generator, genre: Genre, mode: str) -> list[str]:
+    """Two of the genre's moods, plus "bright" or "dark" from the key."""
     moods = sorted(rng.choice(genre.moods, size=2, replace=False).tolist())
     moods.append("bright" if SCALES[mode][2] == 4 else "dark")  # major third or minor third
-    song = Song(seed, genre, bpm, root, mode, sections, programs, {r: pans[r] for r in programs}, moods)
+    return moods
 
-    # material per section label, drawn once so that repeats are exact
-    scale = SCALES[mode]
-    lead_pool = scale_pitches(root, scale, 62, 86)
+
+def _draw_material(rng: np.random.Generator, song: Song, lead_pool: list[int]) -> dict[str, dict]:
+    """Chords and melody per section label, drawn once so that repeats are exact.
+
+    All five labels get material, even those the song lacks, so the draws after this step stay the same."""
+    genre, scale = song.genre, SCALES[song.mode]
     material = {}
     for label in ("intro", "verse", "chorus", "bridge", "outro"):
         prog = genre.progressions[rng.integers(len(genre.progressions))]
         if label == "bridge":
             prog = tuple((d + 3) % 7 for d in prog)  # the bridge moves to other chords
-        chords = [chord_pitches(root, scale, d, genre.sevenths, 4) for d in prog]
+        chords = [chord_pitches(song.root, scale, d, genre.sevenths, 4) for d in prog]
         material[label] = {"chords": chords, "melody": make_melody(rng, chords * 4, lead_pool)}
+    return material
 
+
+def _play(rng: np.random.Generator, song: Song, material: dict[str, dict],
+          lead_pool: list[int]) -> pretty_midi.PrettyMIDI:
+    """Play the sections in order, one MIDI track per role, and end on a tonic chord."""
     w = _Writer(song, rng)
     seen = set()
-    for s in sections:
-        mat = material[s.label]
+    for s in song.sections:
+        # a repeated verse or chorus is varied half of the time; decided here, as the section starts,
+        # because the draws interleave with those of the notes already written
         if s.label in seen and s.label in ("verse", "chorus") and rng.random() < 0.5:
             s.variation = str(rng.choice(VARIATIONS))
         seen.add(s.label)
-        melody = mat["melody"]
-        if s.variation == "new notes":
-            melody = [(st, int(rng.choice(lead_pool)) if rng.random() < 0.3 else p, ln) for st, p, ln in melody]
-        shift = 12 if s.variation == "octave up" else 0
-        energy = 100 * ENERGY[s.label]
-        for b in range(s.bars):
-            bar_step = (s.start_bar + b) * STEPS
-            chord = mat["chords"][b % len(mat["chords"])]
-            last_bar = b == s.bars - 1
-            _write_drums(w, genre, s, b, bar_step, energy, last_bar)
-            if s.label != "intro" or b >= s.bars // 2:
-                _write_bass(w, genre, chord, bar_step, energy, root, scale)
-            _write_chords(w, genre, chord, bar_step, energy)
-            if "pad" in programs and (s.label in ("chorus", "bridge", "intro") or s.variation == "pad added"):
-                for p in chord:
-                    w.note("pad", bar_step, p - 12, STEPS, 0.6 * energy)
-            if s.label in ("verse", "chorus") or (s.label == "bridge" and b % 2 == 0):
-                for st, p, ln in melody:
-                    if b * STEPS <= st < (b + 1) * STEPS:
-                        w.note("lead", bar_step + st - b * STEPS, p + shift, ln, energy)
-    last = sections[-1]
+        _play_section(w, s, material[s.label], lead_pool)
+    last = song.sections[-1]
     end_step = (last.start_bar + last.bars) * STEPS
     for p in material["outro"]["chords"][0]:  # a final tonic chord
         w.note("harmony", end_step - STEPS, p, STEPS, 80)
-
-    midi = pretty_midi.PrettyMIDI(initial_tempo=bpm)
+    midi = pretty_midi.PrettyMIDI(initial_tempo=song.bpm)
     midi.instruments = list(w.tracks.values())
-    song.midi = midi
-    return song
+    return midi
+
+
+def _play_section(w: _Writer, s: Section, material: dict, lead_pool: list[int]) -> None:
+    """Write one section bar by bar: drums, bass, chords, pad and lead."""
+    genre = w.song.genre
+    melody = material["melody"]
+    if s.variation == "new notes":  # about a third of the notes are drawn anew
+        melody = [(st, int(w.rng.choice(lead_pool)) if w.rng.random() < 0.3 else p, ln) for st, p, ln in melody]
+    shift = 12 if s.variation == "octave up" else 0
+    energy = 100 * ENERGY[s.label]
+    pad = "pad" in w.song.programs and (s.label in ("chorus", "bridge", "intro") or s.variation == "pad added")
+    for b in range(s.bars):
+        bar_step = (s.start_bar + b) * STEPS
+        chord = material["chords"][b % len(material["chords"])]
+        _write_drums(w, genre, s, b, bar_step, energy, last_bar=b == s.bars - 1)
+        if s.label != "intro" or b >= s.bars // 2:  # the bass enters halfway through the intro
+            _write_bass(w, genre, chord, bar_step, energy)
+        _write_chords(w, genre, chord, bar_step, energy)
+        if pad:
+            for p in chord:
+                w.note("pad", bar_step, p - 12, STEPS, 0.6 * energy)
+        if s.label in ("verse", "chorus") or (s.label == "bridge" and b % 2 == 0):
+            for st, p, ln in melody:
+                if b * STEPS <= st < (b + 1) * STEPS:
+                    w.note("lead", bar_step + st - b * STEPS, p + shift, ln, energy)
 
 
 def _write_drums(w: _Writer, genre: Genre, s: Section, b: int, bar_step: int, energy: float, last_bar: bool) -> None:
@@ -344,8 +417,7 @@ def _write_drums(w: _Writer, genre: Genre, s: Section, b: int, bar_step: int, en
         w.note("drums", bar_step, DRUM_NOTES["crash"], 4, 110 * energy / 100)
 
 
-def _write_bass(w: _Writer, genre: Genre, chord: list[int], bar_step: int, energy: float, root: int,
-                scale: list[int]) -> None:
+def _write_bass(w: _Writer, genre: Genre, chord: list[int], bar_step: int, energy: float) -> None:
     bass_root = chord[0] - 24  # two octaves below the chord
     hits = [i for i, c in enumerate(BASS_RHYTHMS[genre.bass_style]) if c == "x"]
     walk = [bass_root, chord[1] - 24, chord[2] - 24, bass_root + 7 - 1]  # root, third, fifth, approach
