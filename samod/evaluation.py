@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from samod.audio import load_audio, save_audio
 from samod import metrics
 from samod.metrics import clap_score, frechet_distance, kl_divergence, window_logits_mean
-from samod.profiles import SAMPLE_RATE, Profile, get_profile
+from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
 from samod.train import file_sha256
 
 # Paper 1, footnote 10: Song Describer prompts holding any of these were removed (586 remain).
@@ -70,7 +70,7 @@ class EvalConfig:
 
     @staticmethod
     def for_profile(name: str) -> "EvalConfig":
-        return {"tiny": EvalConfig.tiny, "small": EvalConfig.small, "paper": EvalConfig.paper}[name]()
+        return profile_preset(EvalConfig, name)
 
 
 # ---------------------------------------------------------------------------------------------------
