@@ -48,7 +48,7 @@ from samod.autoencoder import Autoencoder, AutoencoderConfig
 from samod.data import SongDataset, read_metadata, split_records
 from samod.metrics import (input_dependence, lowpass_baseline, reconstruction_metrics, silence_baseline,
                            silence_gap_db, table5_row)
-from samod.profiles import SAMPLE_RATE, Profile, get_profile
+from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
 from samod.reference import WeightsChoice, load_reference, provenance, weights_for
 from samod.train import CHECKPOINT_NAME, OptimizerConfig, StepBatches, Trainer, TrainConfig, load_weights
 
@@ -414,8 +414,7 @@ class AutoencoderRecipe:
 
     @staticmethod
     def for_profile(name: str) -> "AutoencoderRecipe":
-        return {"tiny": AutoencoderRecipe.tiny, "small": AutoencoderRecipe.small,
-                "paper": AutoencoderRecipe.paper}[get_profile(name).name]()
+        return profile_preset(AutoencoderRecipe, name)
 
 
 def train_autoencoder(recipe: AutoencoderRecipe | None = None, profile: Profile | None = None,

@@ -54,7 +54,7 @@ from transformers import (AutoTokenizer, ClapAudioConfig, ClapConfig, ClapModel,
 from samod.audio import load_audio, resample
 from samod.data import SongDataset, build_prompt, prompt_fields, read_metadata, split_records
 from samod.metrics import recall_at_k, zero_shot_accuracy
-from samod.profiles import SAMPLE_RATE, Profile, get_profile
+from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
 from samod.reference import WeightsChoice, load_reference, provenance, reference_file, weights_for
 from samod.train import CHECKPOINT_NAME, OptimizerConfig, StepBatches, Trainer, TrainConfig, load_weights
 
@@ -537,7 +537,7 @@ class ClapRecipe:
 
     @staticmethod
     def for_profile(name: str) -> "ClapRecipe":
-        return {"tiny": ClapRecipe.tiny, "small": ClapRecipe.small, "paper": ClapRecipe.paper}[get_profile(name).name]()
+        return profile_preset(ClapRecipe, name)
 
 
 def train_clap(recipe: ClapRecipe | None = None, profile: Profile | None = None,

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from samod.dit import DiT, DiTConfig, TimingConditioner, dit_inputs
-from samod.profiles import Profile, get_profile
+from samod.profiles import Profile, get_profile, profile_preset
 from samod.reference import WeightsChoice, load_reference, provenance, weights_for
 from samod.train import (CHECKPOINT_NAME, OptimizerConfig, StepBatches, Trainer, TrainConfig, file_sha256,
                          load_weights)
@@ -195,8 +195,7 @@ class DiffusionRecipe:
 
     @staticmethod
     def for_profile(name: str) -> "DiffusionRecipe":
-        return {"tiny": DiffusionRecipe.tiny, "small": DiffusionRecipe.small,
-                "paper": DiffusionRecipe.paper}[get_profile(name).name]()
+        return profile_preset(DiffusionRecipe, name)
 
 
 def window_frames(profile: Profile, stage: str, latent_rate: float) -> int:

@@ -1,4 +1,4 @@
-"""Evaluation of text-to-music models: prompts, renders, the metric columns of Tables 2-3, the tables.
+"""Evaluation of text-to-music models: prompts, renders, the metric columns of Tables 2-3.
 
 Paper 1 §4.1: one render per prompt of the Song Describer Dataset (no-singing subset, 586 prompts),
 at two output lengths per model: the references' length (2 min, the generation trimmed, §2.3) and the
@@ -12,10 +12,11 @@ Song Describer CSV when the user has it) and two baselines that put the numbers 
 - generation with shuffled prompts: every render answers another song's prompt, so a model that
   follows its text scores worse on KL and CLAP score here than with the right prompts.
 
-The metric formulas are in samod/metrics.py and the networks that embed the audio in
-samod/embedders.py; every table names its embedders. Renders are written under
-artifacts/<profile>/generated/evaluation/ with the prompts, settings and the DiT checkpoint's
-SHA-256, and reused when those match (notebook 08 scores the same renders for memorization).
+The metric formulas and the table writer (metrics.write_table, for a Scorer's rows) are in
+samod/metrics.py and the networks that embed the audio in samod/embedders.py; every table names its
+embedders. Renders are written under artifacts/<profile>/generated/evaluation/ with the prompts,
+settings and the DiT checkpoint's SHA-256, and reused when those match (notebook 08 scores the same
+renders for memorization).
 
 Shapes: audio (A, T) stereo 44.1 kHz per file. Taught in notebooks/06_evaluation.ipynb.
 """
@@ -35,7 +36,7 @@ from tqdm.auto import tqdm
 from samod.audio import load_audio, save_audio
 from samod import metrics
 from samod.metrics import clap_score, frechet_distance, kl_divergence, window_logits_mean
-from samod.profiles import SAMPLE_RATE, Profile, get_profile
+from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
 from samod.train import file_sha256
 
 # Paper 1, footnote 10: Song Describer prompts holding any of these were removed (586 remain).
@@ -70,7 +71,7 @@ class EvalConfig:
 
     @staticmethod
     def for_profile(name: str) -> "EvalConfig":
-        return {"tiny": EvalConfig.tiny, "small": EvalConfig.small, "paper": EvalConfig.paper}[name]()
+        return profile_preset(EvalConfig, name)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -256,25 +257,6 @@ def paired_margin(row: dict, baseline: dict, key: str) -> dict:
     difference = np.asarray(row["per prompt"][key]) - np.asarray(baseline["per prompt"][key])  # (N,)
     low, high = metrics.bootstrap_interval(difference)
     return {"difference": float(difference.mean()), "low": low, "high": high}
-
-
-TABLE_HEADER = ("model", "output length", "FD ↓", "KL ↓", "CLAP score ↑", "inference time")
-
-
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
-    for row in rows:
-        kl, clap = row.get("KL interval"), row.get("CLAP score interval")
-        kl_text = f"{row['KL']:.3f}" + (f" [{kl[0]:.3f}, {kl[1]:.3f}]" if kl else "")
-        clap_text = f"{row['CLAP score']:.3f}" + (f" [{clap[0]:.3f}, {clap[1]:.3f}]" if clap else "")
-        lines.append(f"| {row['model']} | {row['seconds']:g} s | {row['FD']:.2f} | {kl_text} | "
-                     f"{clap_text} | {row['inference seconds']:.2f} s |")
-    return "\n".join(lines)
-
-
-def write_table(rows: list[dict], path_stem: str | Path, title: str, notes: dict) -> tuple[Path, Path]:
-    """path_stem.md and .json: the measured rows, the embedders that made each column, the provenance."""
-    return metrics.write_table(rows, path_stem, title, notes, markdown=markdown_table)
 
 
 def plot_rows(rows: list[dict], title: str = ""):

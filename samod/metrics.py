@@ -23,12 +23,13 @@ Neither distance can tell whether the output depends on its input at all: an inp
 output (the same clip for every song) can score better than the low-pass. Input dependence asks it
 directly: does each output follow its own input's mel envelopes more closely than the other inputs'?
 
-Sections: 1. reconstruction metrics (Table 5), 2. baselines, 3. input dependence, 4. tables,
-5. retrieval (CLAP), 6. generation metrics (Tables 2-3: Frechet distance, KL divergence, CLAP score)
-on embeddings, 7. musical activity (onset rate and spectral flux of a generation vs its genre's songs).
+Sections: 1. reconstruction metrics (Table 5), 2. baselines, 3. input dependence, 4. tables (one
+writer for Table 5 and Tables 2-3), 5. retrieval (CLAP), 6. generation metrics (Tables 2-3: Frechet
+distance, KL divergence, CLAP score) on embeddings, 7. musical activity (onset rate and spectral flux
+of a generation vs its genre's songs).
 
 Shapes: audio is (channels, samples) stereo at 44.1 kHz, as everywhere in samod.
-Taught in notebooks/01_autoencoder.ipynb.
+Taught in notebooks/01_autoencoder.ipynb (Tables 2-3 in notebooks/06_evaluation.ipynb).
 """
 from __future__ import annotations
 
@@ -393,7 +394,7 @@ def silence_gap_db(decoded_silence, decoded_music, eps: float = 1e-10) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------
-# 4. Tables (paper 1 Table 5)
+# 4. Tables (paper 1 Table 5 for the autoencoder, Tables 2-3 for generation)
 # ---------------------------------------------------------------------------------------------------
 
 TABLE5_HEADER = ("model", "sampling rate", "STFT distance ↓", "MEL distance ↓", "SI-SDR ↑",
@@ -402,6 +403,8 @@ TABLE5_HEADER = ("model", "sampling rate", "STFT distance ↓", "MEL distance �
 
 INPUT_DEPENDENCE_HEADER = ("identification ↑", "specificity ratio ↓")  # our columns, not the paper's
 INPUT_DEPENDENCE_NAMES = ("identification", "specificity_ratio", "own_similarity")  # kept in a row
+
+GENERATION_HEADER = ("model", "output length", "FD ↓", "KL ↓", "CLAP score ↑", "inference time")  # Tables 2-3
 
 
 def table5_row(name: str, metrics: dict, sample_rate: int, latent_rate: float | None,
@@ -425,34 +428,52 @@ def _cell(value, fmt: str) -> str:
     return "—" if value is None else fmt.format(value)
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """Rows (measured, or PUBLISHED_TABLE5) as a Markdown table with the columns of Table 5.
+def _table5_cells(row: dict, dependence: bool) -> list[str]:
+    cells = [row["model"], f"{row['sample_rate'] / 1000:g}kHz",
+             _cell(row["stft_distance"], "{:.2f}"), _cell(row["mel_distance"], "{:.2f}"),
+             _cell(row["si_sdr"], "{:.2f}"),
+             _cell(None if row["latent_rate"] is None else round(row["latent_rate"], 1), "{:g} Hz"),
+             _cell(row["latent_channels"], "{}")]
+    if dependence:
+        cells += [_cell(row.get("identification"), "{:.2f}"), _cell(row.get("specificity_ratio"), "{:.2f}")]
+    return cells
 
-    When any row carries input-dependence numbers (table5_row(..., input_dependence=...)), two
-    columns follow the paper's seven: identification and specificity ratio, "—" where a row has none.
+
+def _with_interval(row: dict, key: str) -> str:
+    interval = row.get(f"{key} interval")  # the 95 % bootstrap interval, when the row has one
+    return f"{row[key]:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def _generation_cells(row: dict) -> list[str]:
+    return [row["model"], f"{row['seconds']:g} s", f"{row['FD']:.2f}", _with_interval(row, "KL"),
+            _with_interval(row, "CLAP score"), f"{row['inference seconds']:.2f} s"]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows as a Markdown table, with the columns their kind of row has.
+
+    Rows of Table 5 (table5_row, or PUBLISHED_TABLE5) get its seven columns; when any of them carries
+    input-dependence numbers (table5_row(..., input_dependence=...)), identification and specificity
+    ratio follow, "—" where a row has none. Rows of Tables 2-3 (evaluation.Scorer.score, which have an
+    FD) get GENERATION_HEADER's columns, KL and CLAP score with their bootstrap interval.
     """
-    dependence = any("identification" in row for row in rows)
-    header = TABLE5_HEADER + (INPUT_DEPENDENCE_HEADER if dependence else ())
+    if rows and "FD" in rows[0]:
+        header, cells = GENERATION_HEADER, [_generation_cells(row) for row in rows]
+    else:
+        dependence = any("identification" in row for row in rows)
+        header = TABLE5_HEADER + (INPUT_DEPENDENCE_HEADER if dependence else ())
+        cells = [_table5_cells(row, dependence) for row in rows]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [row["model"], f"{row['sample_rate'] / 1000:g}kHz",
-                 _cell(row["stft_distance"], "{:.2f}"), _cell(row["mel_distance"], "{:.2f}"),
-                 _cell(row["si_sdr"], "{:.2f}"),
-                 _cell(None if row["latent_rate"] is None else round(row["latent_rate"], 1), "{:g} Hz"),
-                 _cell(row["latent_channels"], "{}")]
-        if dependence:
-            cells += [_cell(row.get("identification"), "{:.2f}"), _cell(row.get("specificity_ratio"), "{:.2f}")]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(row_cells) + " |" for row_cells in cells]
     return "\n".join(lines)
 
 
-def write_table(rows: list[dict], path_stem: str | Path, title: str, notes: dict,
-                markdown=None) -> tuple[Path, Path]:
-    """Write path_stem.md (title, table, notes as a list) and path_stem.json (title, rows, notes).
+def write_table(rows: list[dict], path_stem: str | Path, title: str, notes: dict) -> tuple[Path, Path]:
+    """Write path_stem.md (title, markdown_table(rows), notes as a list) and path_stem.json (title, rows, notes).
 
-    notes record the provenance: which files, how many seconds, profile, seed, hardware, commit.
-    The active profile is added when notes do not name one. Only measured rows are accepted.
-    markdown(rows) -> str formats the table (default: Table 5's columns, markdown_table).
+    notes record the provenance: which files, how many seconds, profile, seed, hardware, commit (and, for
+    Tables 2-3, the embedders that made each column). The active profile is added when notes do not name
+    one. Only measured rows are accepted.
     """
     published = [row["model"] for row in rows if row.get("source") != "measured"]
     if published:
@@ -461,7 +482,7 @@ def write_table(rows: list[dict], path_stem: str | Path, title: str, notes: dict
     notes = {"profile": get_profile().name, **notes}
     path_stem = Path(path_stem)
     path_stem.parent.mkdir(parents=True, exist_ok=True)
-    text = f"# {title}\n\n{(markdown or markdown_table)(rows)}\n\n" + "".join(f"- {k}: {v}\n" for k, v in notes.items())
+    text = f"# {title}\n\n{markdown_table(rows)}\n\n" + "".join(f"- {k}: {v}\n" for k, v in notes.items())
     md_path, json_path = Path(f"{path_stem}.md"), Path(f"{path_stem}.json")  # a stem may hold dots
     md_path.write_text(text)
     json_path.write_text(json.dumps({"title": title, "rows": rows, "notes": notes}, indent=1) + "\n")

@@ -9,7 +9,8 @@ samod runs the same code at three sizes, chosen by the environment variable ``SA
 A profile holds the numbers that are not a single component's: the corpus size, the training
 windows of the two diffusion stages, and where each profile keeps its artifacts (corpus, caches,
 checkpoints), so that switching profile never overwrites another profile's work. Each component
-adds its own config dataclass with ``tiny()`` / ``small()`` / ``paper()`` presets beside its code.
+adds its own config dataclass with ``tiny()`` / ``small()`` / ``paper()`` presets beside its code,
+and ``profile_preset`` picks the one named like a profile.
 
 Artifacts live under ``$SAMOD_HOME/<profile>/`` (default ``<repository>/artifacts/<profile>/``)::
 
@@ -102,3 +103,9 @@ def get_profile(name: str | None = None) -> Profile:
         raise ValueError(f"unknown profile {name!r} (from ${PROFILE_ENV}); "
                          f"choose one of {', '.join(PRESETS)}, e.g. `export {PROFILE_ENV}=tiny`")
     return PRESETS[name]()
+
+
+def profile_preset(cls, name: str | None = None):
+    """cls.tiny(), cls.small() or cls.paper(): the preset of a component's config for profile `name`
+    (None: the active profile). The name goes through get_profile, so an unknown one says what to choose."""
+    return getattr(cls, get_profile(name).name)()

@@ -46,7 +46,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm.auto import tqdm
 
-from samod.profiles import SAMPLE_RATE, get_profile
+from samod.profiles import SAMPLE_RATE, profile_preset
 
 FEATURES = ("chroma", "mfcc", "chroma+mfcc")
 
@@ -85,8 +85,7 @@ class StructureConfig:
 
     @staticmethod
     def for_profile(name: str | None = None) -> "StructureConfig":
-        return {"tiny": StructureConfig.tiny, "small": StructureConfig.small,
-                "paper": StructureConfig.paper}[get_profile(name).name]()
+        return profile_preset(StructureConfig, name)
 
     def check(self) -> None:
         if self.feature not in FEATURES:

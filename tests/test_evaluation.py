@@ -8,6 +8,7 @@ import pytest
 from samod import evaluation as ev
 from samod.memorization import (FrameStatistics, centred, cosine_matrix, duplicate_pairs, nearest_neighbours,
                                 replica_check, replica_threshold, replica_variant, top_candidates)
+from samod.metrics import write_table
 from samod.profiles import SAMPLE_RATE
 
 SDD_COLUMNS = ["caption_id", "track_id", "caption", "is_valid_subset", "familiarity", "artist_id", "album_id", "path",
@@ -123,10 +124,10 @@ def test_scorer_rows_rank_a_copy_above_a_wrong_answer():
     margin = ev.paired_margin(copy, wrong, "CLAP score")
     assert margin["difference"] > 0 and margin["low"] > 0  # every prompt: the copy matches better
     assert ev.paired_margin(copy, copy, "KL") == {"difference": 0.0, "low": 0.0, "high": 0.0}
-    md, js = ev.write_table([copy, wrong], "/tmp/samod_test_table", "toy", {"embedders": scorer.names})
+    md, js = write_table([copy, wrong], "/tmp/samod_test_table", "toy", {"embedders": scorer.names})
     assert "| copy | 1 s |" in md.read_text() and json.loads(js.read_text())["notes"]["embedders"]["FD"] == "toy"
     with pytest.raises(ValueError, match="measured"):
-        ev.write_table([{**copy, "source": "published"}], "/tmp/samod_test_table", "toy", {})
+        write_table([{**copy, "source": "published"}], "/tmp/samod_test_table", "toy", {})
     with pytest.raises(ValueError, match="references"):
         scorer.score(ev.RenderSet("short", references[:2], prompts[:2], 0.1))
 
