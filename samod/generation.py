@@ -273,10 +273,10 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
                for render in pipeline.generate(prompts[k:k + batch_size], seconds=seconds, steps=steps,
                                                seed=seed + k // batch_size, sampler=sampler, progress=False)]
     render_seconds = time.perf_counter() - started
-    audio = torch.from_numpy(np.stack(renders))  # (N, A, T)
+    audio = torch.from_numpy(np.stack(renders))  # (prompts, A, T)
     audio_emb = F.normalize(clap.audio_embeddings(audio, generator=torch.Generator().manual_seed(seed)), dim=-1)
     text_emb = F.normalize(clap.text_embeddings(prompts), dim=-1)
-    similarity = audio_emb @ text_emb.T  # (N renders, N prompts)
+    similarity = audio_emb @ text_emb.T  # (renders, prompts)
     n = len(prompts)
     other = torch.roll(torch.arange(n), 1)  # render i against prompt i - 1
     own, shuffled = similarity.diag(), similarity[torch.arange(n), other]
