@@ -23,7 +23,9 @@ timing tokens) is replaced by zeros; the global token (timing and t) is kept, as
 Training runs in two stages (paper 1 §3.2): pre-training on short windows, then fine-tuning the same
 weights on longer ones (tiny: 30 s then 60 s; paper: 190 s then 285 s). Both checkpoints are kept.
 
-Shapes (glossary): B batch, D latent channels, L latent frames, S text tokens, E conditioning width.
+Shapes (glossary): B batch, D latent channels, L latent frames, S text tokens, M = S + 2 context tokens
+(text and timing), E conditioning width. Noise level: sigma here is sigma_t = sin(pi t / 2); the sampler's
+sigma is the variance-exploding sigma_VE = sigma_t / alpha_t = tan(pi t / 2) (samod/sampler.py).
 Taught in notebooks/04_diffusion_training.ipynb.
 """
 from __future__ import annotations
@@ -72,7 +74,7 @@ def v_to_z0_eps(z_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> tuple[to
 
 
 def cfg_dropout(context: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Zero the whole context (B, N, E) of each item with probability p (classifier-free guidance)."""
+    """Zero the whole context (B, M, E) of each item with probability p (classifier-free guidance)."""
     keep = torch.rand(context.shape[0], generator=generator, device=context.device) >= p  # (B,)
     return context * keep[:, None, None].to(context.dtype)
 

@@ -4,7 +4,7 @@ Paper 1 §2.2 ("Diffusion-transformer", Figure 2) and Stable Audio Open §2.2: a
 latent frames of the snake VAE (patch size 1: one token per latent frame, 21.5 tokens per second),
 the DiffusionTransformer of stable-audio-tools ("SAT"). Around the transformer:
 
-- the timestep t in [0, 1] becomes Fourier features [cos, sin](2 pi t W), W 128 learned frequencies
+- the timestep t in [0, 1] becomes Fourier features [cos, sin](2 pi t W_t), W_t 128 learned frequencies
   ~ N(0, 1), then an MLP (linear 256 -> W, SiLU, linear W -> W);
 - the conditioning: text tokens (T5 for SAO, CLAP for SA2) and two timing tokens, seconds_start and
   seconds_total, each v = clamp(s, 0, 512) / 512 embedded as linear([v, sin(2 pi v w), cos(2 pi v w)]);
@@ -29,11 +29,11 @@ K / 2 at every size), and SAT ties the cross-attention key/value heads to cond_d
 samod and diffusers take cross_kv_heads from the config).
 
 Names inside samod are readable (blocks, attn_norm, self_attn.qkv, mlp ...); the reference checkpoint
-layout (model.model.transformer.layers.N.self_attn.to_qkv, ...) is mapped in one place, `reference_key`.
+layout (model.model.transformer.layers.<i>.self_attn.to_qkv, ...) is mapped in one place, `reference_key`.
 
 Shapes (glossary, as in the rest of samod): B batch, D latent channels (64), L latent frames, W width,
-H heads, K head dim, S text tokens, E conditioning-token width, N = L + 1 tokens with the global token,
-M = S + 2 context tokens. Taught in notebooks/03_dit.ipynb.
+H heads, K head dim, R = K / 2 rotated dims, S text tokens, E conditioning-token width, N = L + 1 tokens
+with the global token, M = S + 2 context tokens. Taught in notebooks/03_dit.ipynb.
 """
 from __future__ import annotations
 
@@ -297,7 +297,7 @@ class DiT(nn.Module):
     def __init__(self, config: DiTConfig | None = None):
         super().__init__()
         cfg = self.config = config or DiTConfig()
-        self.time_freqs = nn.Parameter(torch.randn(cfg.timestep_features // 2, 1))  # W (128, 1), ~ N(0, 1)
+        self.time_freqs = nn.Parameter(torch.randn(cfg.timestep_features // 2, 1))  # W_t (128, 1), ~ N(0, 1)
         self.time_embed = mlp(cfg.timestep_features, cfg.width, bias=True)  # 256 -> W -> W
         self.cond_embed = mlp(cfg.cond_dim, cfg.cond_dim, bias=False)  # context tokens E -> E -> E
         self.global_embed = mlp(2 * cfg.cond_dim, cfg.width, bias=False)  # 2E -> W -> W
@@ -327,7 +327,7 @@ class DiT(nn.Module):
         return t
 
     def timestep_embedding(self, t: torch.Tensor) -> torch.Tensor:
-        """t (B,) -> (B, W): MLP([cos, sin](2 pi t W)), the features computed in fp32."""
+        """t (B,) -> (B, W): MLP([cos, sin](2 pi t W_t)), the features computed in fp32."""
         angles = (2 * math.pi * t.float())[:, None] * self.time_freqs.float().T  # (B, 1) * (1, 128) -> (B, 128)
         features = torch.cat([angles.cos(), angles.sin()], dim=-1)  # (B, 256)
         return self.time_embed(features.to(self.time_freqs.dtype))  # (B, W)

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from samod.audio import load_audio, save_audio
 from samod import metrics
+from samod.generation import SamplingConfig
 from samod.metrics import clap_score, frechet_distance, kl_divergence, window_logits_mean
 from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
 from samod.train import file_sha256
@@ -51,9 +52,9 @@ class EvalConfig:
     n_prompts: int  # prompts evaluated (one render each per model and length); the paper: 586
     reference_seconds: float  # the references are cut to this, and the short renders trimmed to it (paper: 120)
     steps: int  # sampler steps per render
-    sampler: str = "dpmpp-3m-sde"  # as Stable Audio Open's defaults
-    cfg_scale: float = 7.0
-    seed: int = 0  # render i uses seed + i
+    sampler: str = SamplingConfig.sampler  # Stable Audio Open's defaults, as generate's
+    cfg_scale: float = SamplingConfig.cfg_scale
+    seed: int = SamplingConfig.seed  # render i uses seed + i
     crepe_hop: float = 0.25  # seconds between CREPE frames (rows of the FD)
 
     @staticmethod

@@ -13,15 +13,19 @@ encoded and noised to a lower sigma_max instead of starting from pure noise.
     samod.save_generation("jazz.flac", audio)
 
 `samod.generate` uses the trained models of the active profile (SAMOD_PROFILE); `Pipeline` holds
-them for repeated calls and for other models (samod.pretrained for Stable Audio Open). The same seed
-gives the same audio. Shapes (glossary): B batch, A audio channels, T samples, D latent channels,
-L latent frames. Taught in notebooks/05_sampling.ipynb.
+them for repeated calls and for other models (samod.pretrained for Stable Audio Open). `SamplingConfig`
+holds the sampling settings and their defaults, Stable Audio Open's; each is also a keyword of `generate`
+(steps=, cfg_scale=, seed=, sampler=, ...). The same seed gives the same audio.
+
+Shapes (glossary): B batch, A audio channels, T samples, D latent channels, L latent frames. sigma_max and
+sigma_min are variance-exploding noise levels, sigma_VE = tan(pi t / 2) (samod/sampler.py).
+Taught in notebooks/05_sampling.ipynb.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +39,26 @@ from samod.diffusion import DiffusionModel
 from samod.profiles import SAMPLE_RATE, Profile, get_profile
 from samod.sampler import Denoiser, audio_to_audio_start, get_sigmas, init_noise, make_uncond, sample
 
-DEFAULTS = {"steps": 100, "cfg_scale": 7.0, "sigma_max": 500.0, "sigma_min": 0.3,
-            "sampler": "dpmpp-3m-sde"}  # Stable Audio Open's defaults (SAT generate_diffusion_cond)
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How `generate` samples. The defaults are Stable Audio Open's (SAT generate_diffusion_cond)."""
+    steps: int = 100  # solver steps, one denoiser call each
+    cfg_scale: float = 7.0  # classifier-free guidance: 1 = conditional only, 0 = unconditional
+    cfg_rescale: float = 0.0  # phi of the guidance rescale (samod.sampler.Denoiser): 0 = plain CFG
+    sigma_max: float = 500.0  # text to audio starts from pure noise at this level (sigma_VE)
+    sigma_min: float = 0.3  # the last level before the final step, which denoises to 0
+    sampler: str = "dpmpp-3m-sde"  # or "dpmpp-2m-sde", or "dpmpp-2m" (deterministic): samod.sampler.SAMPLERS
+    seed: int = 0  # the same seed gives the same audio
+
+
+def prompt_list(prompt: str | list[str] | None) -> list[str]:
+    """A prompt or a list of prompts as a list, each checked to describe something (None is no prompt)."""
+    prompts = [prompt] if isinstance(prompt, str) or prompt is None else list(prompt)
+    if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+        raise ValueError("the prompt is empty: describe the music, e.g. 'Genre: Jazz|Instruments: Piano' "
+                         "(an empty context is what classifier-free guidance uses as 'unconditional')")
+    return prompts
 
 
 @dataclass
@@ -84,65 +106,62 @@ class Pipeline:
 
     def check(self, prompts: list[str], seconds: float, steps: int) -> None:
         """Validate a request; every error says what is allowed (CFG scale and sampler name: Denoiser, sample)."""
-        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
-            raise ValueError("the prompt is empty: describe the music, e.g. 'Genre: Jazz|Instruments: Piano' "
-                             "(an empty context is what classifier-free guidance uses as 'unconditional')")
+        prompt_list(prompts)  # refuses an empty prompt
         if not 0 < seconds <= self.window_seconds + 1e-6:
             raise ValueError(f"seconds must be in (0, {self.window_seconds:.2f}] for this model (its window is "
                              f"{self.window_frames} latent frames), got {seconds}")
         if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer (Stable Audio Open uses 100), got {steps!r}")
+            raise ValueError(f"steps must be a positive integer (Stable Audio Open uses {SamplingConfig.steps}), "
+                             f"got {steps!r}")
 
     @torch.no_grad()
-    def generate_latents(self, prompts: list[str], seconds: float, steps: int = DEFAULTS["steps"],
-                         cfg_scale: float = DEFAULTS["cfg_scale"], seed: int = 0, sampler: str = DEFAULTS["sampler"],
-                         sigma_max: float = DEFAULTS["sigma_max"], sigma_min: float = DEFAULTS["sigma_min"],
-                         cfg_rescale: float = 0.0, init_latents: torch.Tensor | None = None,
-                         init_noise_level: float | None = None, progress: bool = True,
-                         callback=None) -> torch.Tensor:
+    def generate_latents(self, prompts: list[str], seconds: float, *, sampling: SamplingConfig = SamplingConfig(),
+                         init_latents: torch.Tensor | None = None, init_noise_level: float | None = None,
+                         progress: bool = True, callback=None, **settings) -> torch.Tensor:
         """prompts -> (B, D, window_frames) latents in the DiT's scale (`decode` turns them into audio; init_latents
         are in that scale too, see `encode`); see `generate` for the arguments."""
-        self.check(prompts, seconds, steps)
+        sampling = replace(sampling, **settings)
+        self.check(prompts, seconds, sampling.steps)
         started = time.perf_counter()
         device, b = self.device, len(prompts)
         text, _ = self.text_encoder.features(prompts)  # (B, S, E)
         zeros = torch.zeros(b, device=device)
         cond = self.model.condition(text.to(device).float(), zeros, torch.full((b,), float(seconds), device=device))
-        denoiser = Denoiser(self.model, cond, make_uncond(cond), cfg_scale=cfg_scale, cfg_rescale=cfg_rescale)
-        generator = torch.Generator(device=device).manual_seed(seed)
+        denoiser = Denoiser(self.model, cond, make_uncond(cond), cfg_scale=sampling.cfg_scale,
+                            cfg_rescale=sampling.cfg_rescale)
+        generator = torch.Generator(device=device).manual_seed(sampling.seed)
         if init_latents is None:  # text to audio: pure noise at sigma_max
-            sigmas = get_sigmas(steps, sigma_max, sigma_min, device=device)
+            sigmas = get_sigmas(sampling.steps, sampling.sigma_max, sampling.sigma_min, device=device)
             shape = (b, self.model.config.latent_channels, self.window_frames)
             x = init_noise(shape, sigmas[0].item(), generator, device=device)  # (B, D, L)
         else:  # audio-to-audio: the init latents noised to init_noise_level, then the same sampler
             level = init_noise_level if init_noise_level is not None else 1.0
-            if not sigma_min < level:
-                raise ValueError(f"init_noise_level must exceed sigma_min = {sigma_min}, got {level}")
-            sigmas = get_sigmas(steps, level, sigma_min, device=device)
+            if not sampling.sigma_min < level:
+                raise ValueError(f"init_noise_level must exceed sigma_min = {sampling.sigma_min}, got {level}")
+            sigmas = get_sigmas(sampling.steps, level, sampling.sigma_min, device=device)
             x = audio_to_audio_start(init_latents.to(device), sigmas[0].item(), generator)  # (B, D, L)
         text_done = time.perf_counter()
-        latents = sample(denoiser, x, sigmas, sampler=sampler, generator=generator, progress=progress,
+        latents = sample(denoiser, x, sigmas, sampler=sampling.sampler, generator=generator, progress=progress,
                          callback=callback)
         self.last_timing = {"text": text_done - started, "sampling": time.perf_counter() - text_done}
         return latents
 
     @torch.no_grad()
-    def generate(self, prompt: str | list[str], seconds: float | None = None, steps: int = DEFAULTS["steps"],
-                 cfg_scale: float = DEFAULTS["cfg_scale"], seed: int = 0, sampler: str = DEFAULTS["sampler"],
-                 init_audio: np.ndarray | torch.Tensor | None = None, init_noise_level: float = 1.0,
-                 sigma_max: float = DEFAULTS["sigma_max"], sigma_min: float = DEFAULTS["sigma_min"],
-                 cfg_rescale: float = 0.0, trim: bool = True, progress: bool = True, callback=None):
+    def generate(self, prompt: str | list[str], seconds: float | None = None, *,
+                 sampling: SamplingConfig = SamplingConfig(), init_audio: np.ndarray | torch.Tensor | None = None,
+                 init_noise_level: float = 1.0, trim: bool = True, progress: bool = True, callback=None, **settings):
         """Generate stereo 44.1 kHz audio (2, T) float32 for a prompt (a list of prompts: a list of arrays).
 
         seconds      length of the music (seconds_total); None = the whole window. The window is always
                      generated in full and cut at `seconds` (trim=False keeps the tail, to inspect it).
-        steps        solver steps (100); cfg_scale: classifier-free guidance (7; 1 = none, 0 = unconditional)
-        seed         the same seed gives the same audio
-        sampler      "dpmpp-3m-sde" (SAO default), "dpmpp-2m-sde" or "dpmpp-2m" (deterministic)
+        steps, cfg_scale, cfg_rescale, sigma_max, sigma_min, sampler, seed
+                     the sampling settings by keyword (SamplingConfig says what each does and its default);
+                     sampling=SamplingConfig(...) sets them together, and a keyword overrides its field
         init_audio   audio-to-audio: (2, T) audio at 44.1 kHz whose latents are noised to init_noise_level
                      (0.1: small variations ... 100: almost a new piece) instead of starting at sigma_max
         """
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        sampling = replace(sampling, **settings)  # a misspelled setting fails here, naming SamplingConfig
+        prompts = prompt_list(prompt)
         seconds = self.window_seconds if seconds is None else float(seconds)
         init_latents = None
         if init_audio is not None:
@@ -154,8 +173,8 @@ class Pipeline:
             audio = torch.nn.functional.pad(audio[:, :window_samples], (0, max(window_samples - audio.shape[1], 0)))
             init_latents = self.encode(audio[None])  # (1, D, L)
             init_latents = init_latents.expand(len(prompts), -1, -1)
-        latents = self.generate_latents(prompts, seconds, steps, cfg_scale, seed, sampler, sigma_max, sigma_min,
-                                        cfg_rescale, init_latents, init_noise_level, progress, callback)
+        latents = self.generate_latents(prompts, seconds, sampling=sampling, init_latents=init_latents,
+                                        init_noise_level=init_noise_level, progress=progress, callback=callback)
         started = time.perf_counter()
         if trim:  # decode only what is kept, plus the margin that makes chunked decoding exact
             keep = math.ceil(seconds * self.latent_rate) + self.autoencoder.config.chunk_overlap
@@ -187,17 +206,13 @@ def load_pipeline(profile: Profile | None = None, stage: str = "finetune", devic
 _pipelines: dict[tuple[str, str], Pipeline] = {}
 
 
-def generate(prompt: str | list[str], seconds: float | None = None, steps: int = DEFAULTS["steps"],
-             cfg_scale: float = DEFAULTS["cfg_scale"], seed: int = 0, sampler: str = DEFAULTS["sampler"],
-             init_audio: np.ndarray | None = None, init_noise_level: float = 1.0, stage: str = "finetune",
-             progress: bool = True, **options):
-    """`Pipeline.generate` with the trained models of the active profile (loaded once, then kept)."""
+def generate(prompt: str | list[str], seconds: float | None = None, *, stage: str = "finetune", **options):
+    """`Pipeline.generate`, same keywords, with the trained models of the active profile (loaded once, then kept)."""
+    prompt_list(prompt)  # no prompt is an error before the models load
     key = (get_profile().name, stage)
     if key not in _pipelines:
         _pipelines[key] = load_pipeline(stage=stage)
-    return _pipelines[key].generate(prompt, seconds=seconds, steps=steps, cfg_scale=cfg_scale, seed=seed,
-                                    sampler=sampler, init_audio=init_audio, init_noise_level=init_noise_level,
-                                    progress=progress, **options)
+    return _pipelines[key].generate(prompt, seconds=seconds, **options)
 
 
 def save_generation(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
@@ -258,10 +273,10 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
                for render in pipeline.generate(prompts[k:k + batch_size], seconds=seconds, steps=steps,
                                                seed=seed + k // batch_size, sampler=sampler, progress=False)]
     render_seconds = time.perf_counter() - started
-    audio = torch.from_numpy(np.stack(renders))  # (N, A, T)
+    audio = torch.from_numpy(np.stack(renders))  # (prompts, A, T)
     audio_emb = F.normalize(clap.audio_embeddings(audio, generator=torch.Generator().manual_seed(seed)), dim=-1)
     text_emb = F.normalize(clap.text_embeddings(prompts), dim=-1)
-    similarity = audio_emb @ text_emb.T  # (N renders, N prompts)
+    similarity = audio_emb @ text_emb.T  # (renders, prompts)
     n = len(prompts)
     other = torch.roll(torch.arange(n), 1)  # render i against prompt i - 1
     own, shuffled = similarity.diag(), similarity[torch.arange(n), other]

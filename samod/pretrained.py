@@ -21,9 +21,10 @@ of stable-audio-tools ("SAT") as two files:
 
 `load_stable_audio_open(checkpoint, config, t5_path)` checks that every weight samod needs is in the
 checkpoint and every key of the checkpoint is used, naming each one that is not, and returns a
-samod.generation.Pipeline: `pipeline.generate(prompt, seconds)` runs SAO's sampling (DPM-Solver++(3M)
-SDE, 100 steps, CFG 7, sigma 500 -> 0.3). Nothing is downloaded. Pickled checkpoints (.ckpt) can run
-code while they are read, so they load only with allow_pickle=True.
+samod.generation.Pipeline: `pipeline.generate(prompt, seconds)` runs SAO's sampling, the defaults of
+samod.generation.SamplingConfig (DPM-Solver++(3M) SDE, 100 steps, CFG 7, sigma_VE 500 -> 0.3). Nothing is
+downloaded. Pickled checkpoints (.ckpt) can run code while they are read, so they load only with
+allow_pickle=True.
 
 `write_random_stable_audio_open(folder)` writes the same files (checkpoint, model_config.json and a T5
 folder) for a toy-sized model with random weights, from samod alone, so the whole path runs anywhere.

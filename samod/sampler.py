@@ -7,8 +7,9 @@ v = alpha eps - sigma_t z0. Sampling works in the variance-exploding (VE) view o
     x = z_t / alpha = z0 + sigma eps,      sigma = sigma_t / alpha = tan(pi t / 2),   t = atan(sigma) 2 / pi
 
 so the noise level sigma runs from 0 (data) to infinity (pure noise), and the data are recovered by a
-denoiser D(x, sigma) ~ E[z0 | x]. From z_t = x / sqrt(sigma^2 + 1) and z0 = alpha z_t - sigma_t v
-(the v-parametrisation solved for z0):
+denoiser D(x, sigma) ~ E[z0 | x]. In this file sigma is always this variance-exploding level (sigma_VE in
+notebook 04 and the README's glossary) and the schedule's sin(pi t / 2) is sigma_t. From
+z_t = x / sqrt(sigma^2 + 1) and z0 = alpha z_t - sigma_t v (the v-parametrisation solved for z0):
 
     D(x, sigma) = c_skip x + c_out v(c_in x, t(sigma))
     c_skip = 1 / (sigma^2 + 1),   c_out = -sigma / sqrt(sigma^2 + 1),   c_in = 1 / sqrt(sigma^2 + 1)
@@ -61,7 +62,8 @@ References: Lu et al. 2022 (DPM-Solver++); Karras et al. 2022 (the denoiser view
 k-diffusion (crowsonkb/k-diffusion, k_diffusion/sampling.py, the reference formulas);
 stable-audio-tools (inference/sampling.py, generation.py); Evans et al. 2024 (Stable Audio Open).
 
-Shapes (glossary): B batch, D latent channels, L latent frames, N text tokens, E embedding width.
+Shapes (glossary): B batch, C latent channels (D elsewhere in samod; here D is the denoiser D(x, sigma)),
+L latent frames, M context tokens (S text tokens + 2 timing tokens for samod's DiT), E their width.
 Taught in notebooks/05_sampling.ipynb.
 """
 from __future__ import annotations
@@ -75,7 +77,7 @@ from tqdm.auto import trange
 
 SAMPLERS = ("dpmpp-2m", "dpmpp-2m-sde", "dpmpp-3m-sde")
 
-# A v-model: v = model(x_in (B, D, L), t (B,), **cond) -> (B, D, L)
+# A v-model: v = model(x_in (B, C, L), t (B,), **cond) -> (B, C, L)
 VModel = Callable[..., Tensor]
 # Noise for the SDE samplers: noise(sigma, sigma_next) -> a tensor like x, standard normal
 NoiseFn = Callable[[Tensor, Tensor], Tensor]
@@ -136,7 +138,7 @@ def make_uncond(cond: Mapping[str, Tensor]) -> dict[str, Tensor]:
     Every other entry (the global token, masks) is kept, as CFG dropout does during training.
     """
     if "context" not in cond:
-        raise ValueError(f"make_uncond zeros cond['context'] (B, N, E), but cond has only {sorted(cond)}")
+        raise ValueError(f"make_uncond zeros cond['context'] (B, M, E), but cond has only {sorted(cond)}")
     return {**cond, "context": torch.zeros_like(cond["context"])}
 
 
@@ -144,8 +146,8 @@ class Denoiser:
     """D(x, sigma) of a v-model, with classifier-free guidance: the function every sampler calls.
 
     Denoiser(model, cond, uncond, cfg_scale=7.0, cfg_rescale=0.0)(x, sigma) -> D(x, sigma).
-    model(x_in, t, **cond) -> v, with x_in (B, D, L), t (B,). cond and uncond are dicts of conditioning
-    tensors with batch first (e.g. context (B, N, E), global_cond (B, 2E)); uncond = make_uncond(cond).
+    model(x_in, t, **cond) -> v, with x_in (B, C, L), t (B,). cond and uncond are dicts of conditioning
+    tensors with batch first (e.g. context (B, M, E), global_cond (B, 2E)); uncond = make_uncond(cond).
     cfg_scale = 1 uses the conditional branch only; otherwise both branches run in one batched call.
     """
 
@@ -171,19 +173,19 @@ class Denoiser:
         self.cond = dict(cond or {})
         self.uncond = None if uncond is None else dict(uncond)
 
-    def v(self, x_in: Tensor, t: Tensor) -> Tensor:  # (B, D, L), (B,) -> (B, D, L)
+    def v(self, x_in: Tensor, t: Tensor) -> Tensor:  # (B, C, L), (B,) -> (B, C, L)
         """The model's v with CFG (and its rescale) applied."""
         if self.cfg_scale == 1:
             return self.model(x_in, t, **self.cond)
         both = {k: torch.cat([self.cond[k], self.uncond[k]]) for k in self.cond}  # each (2B, ...)
-        v_c, v_u = self.model(torch.cat([x_in, x_in]), torch.cat([t, t]), **both).chunk(2)  # 2 x (B, D, L)
+        v_c, v_u = self.model(torch.cat([x_in, x_in]), torch.cat([t, t]), **both).chunk(2)  # 2 x (B, C, L)
         v = v_u + self.cfg_scale * (v_c - v_u)  # classifier-free guidance
         if self.cfg_rescale > 0:
             phi = self.cfg_rescale
-            v = phi * v * v_c.std(dim=1, keepdim=True) / v.std(dim=1, keepdim=True) + (1 - phi) * v  # std over D
+            v = phi * v * v_c.std(dim=1, keepdim=True) / v.std(dim=1, keepdim=True) + (1 - phi) * v  # std over C
         return v
 
-    def __call__(self, x: Tensor, sigma: Tensor | float) -> Tensor:  # (B, D, L), (B,) or () -> (B, D, L)
+    def __call__(self, x: Tensor, sigma: Tensor | float) -> Tensor:  # (B, C, L), (B,) or () -> (B, C, L)
         """D(x, sigma) = c_skip x + c_out v(c_in x, t(sigma)): the v-model's estimate of the clean latents."""
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0])[:, None, None]  # (B, 1, 1)
         c_skip = 1 / (sigma**2 + 1)
@@ -213,7 +215,7 @@ def sample_dpmpp_2m(denoiser: Callable[[Tensor, Tensor], Tensor], x: Tensor, sig
     D_prev = h_prev = None  # the previous step's denoised and step size
     for i in trange(len(sigmas) - 1, disable=not progress, desc="dpmpp-2m"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        D = denoiser(x, sigma * x.new_ones(x.shape[0]))  # (B, D, L)
+        D = denoiser(x, sigma * x.new_ones(x.shape[0]))  # (B, C, L)
         if callback is not None:
             callback({"i": i, "x": x, "sigma": sigma, "sigma_next": sigma_next, "denoised": D})
         if sigma_next == 0:
@@ -240,7 +242,7 @@ def sample_dpmpp_2m_sde(denoiser: Callable[[Tensor, Tensor], Tensor], x: Tensor,
     D_prev = h_prev = None
     for i in trange(len(sigmas) - 1, disable=not progress, desc="dpmpp-2m-sde"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        D = denoiser(x, sigma * x.new_ones(x.shape[0]))  # (B, D, L)
+        D = denoiser(x, sigma * x.new_ones(x.shape[0]))  # (B, C, L)
         if callback is not None:
             callback({"i": i, "x": x, "sigma": sigma, "sigma_next": sigma_next, "denoised": D})
         if sigma_next == 0:
@@ -270,7 +272,7 @@ def sample_dpmpp_3m_sde(denoiser: Callable[[Tensor, Tensor], Tensor], x: Tensor,
     D_1 = D_2 = h_1 = h_2 = None  # denoised and step sizes one and two steps back
     for i in trange(len(sigmas) - 1, disable=not progress, desc="dpmpp-3m-sde"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        D = denoiser(x, sigma * x.new_ones(x.shape[0]))  # (B, D, L)
+        D = denoiser(x, sigma * x.new_ones(x.shape[0]))  # (B, C, L)
         if callback is not None:
             callback({"i": i, "x": x, "sigma": sigma, "sigma_next": sigma_next, "denoised": D})
         if sigma_next == 0:

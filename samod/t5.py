@@ -16,8 +16,8 @@ Nothing may be downloaded, so there are two ways to build it:
   that comes with the checkpoint), with T5's special tokens (<pad> 0, </s> 1, <unk> 2; no <s>). Its
   features are arbitrary but have the right shapes: enough to exercise the DiT's SAO path.
 
-Both conditioners (this and samod.clap.ClapEncoder) expose `features(prompts) -> (embeddings (B, N, width),
-mask (B, N) bool)` and the attributes `width` and `max_tokens`. Shapes (glossary): B batch, S text tokens
+Both conditioners (this and samod.clap.ClapEncoder) expose `features(prompts) -> (embeddings (B, S, H),
+mask (B, S) bool)` and the attributes `width` and `max_tokens`. Shapes (glossary): B batch, S text tokens
 (128), H width. Taught in notebooks/02_clap.ipynb.
 """
 from __future__ import annotations

@@ -16,14 +16,15 @@ import ipywidgets as widgets
 from IPython.display import HTML, display
 
 from samod.display import audio_html
-from samod.generation import DEFAULTS, Pipeline
+from samod.generation import Pipeline, SamplingConfig
 from samod.sampler import SAMPLERS
 
 
 class PromptWidget:
     def __init__(self, pipeline: Pipeline, prompt: str = "Genre: Jazz|Instruments: Piano, Double Bass",
-                 seconds: float | None = None, steps: int = DEFAULTS["steps"], cfg_scale: float = DEFAULTS["cfg_scale"],
-                 seed: int = 0, sampler: str = DEFAULTS["sampler"]):
+                 seconds: float | None = None, steps: int = SamplingConfig.steps,
+                 cfg_scale: float = SamplingConfig.cfg_scale, seed: int = SamplingConfig.seed,
+                 sampler: str = SamplingConfig.sampler):
         self.pipeline = pipeline
         window = round(pipeline.window_seconds, 2)
         seconds = min(window, seconds if seconds is not None else window)

@@ -309,6 +309,7 @@ def test_audio_to_audio_at_a_low_noise_level_keeps_the_init(pipeline):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"prompt": "", "seconds": 2.0}, "prompt is empty"),
+    ({"prompt": None}, "prompt is empty"),
     ({"prompt": "jazz", "seconds": 0.0}, "seconds must be in"),
     ({"prompt": "jazz", "seconds": 31.0}, "seconds must be in"),
     ({"prompt": "jazz", "steps": 0}, "steps must be a positive integer"),
@@ -318,6 +319,48 @@ def test_audio_to_audio_at_a_low_noise_level_keeps_the_init(pipeline):
 def test_bad_requests_are_clear_errors(pipeline, kwargs, message):
     with pytest.raises(ValueError, match=message):
         pipeline.generate(**{"seconds": 2.0, "steps": 2, "progress": False, **kwargs})
+
+
+def test_generate_without_a_prompt_fails_before_loading_models(monkeypatch):
+    import samod
+    from samod import generation
+
+    def no_loading(**_):
+        raise AssertionError("the models were loaded for a request without a prompt")
+
+    monkeypatch.setattr(generation, "load_pipeline", no_loading)
+    for prompt in (None, "", []):
+        with pytest.raises(ValueError, match="prompt is empty"):
+            samod.generate(prompt, seconds=2.0)
+
+
+def test_sampling_config_holds_the_defaults_of_generate_and_the_widget(pipeline, monkeypatch):
+    from samod import generation
+    from samod.generation import SamplingConfig
+    from samod.widget import PromptWidget
+
+    calls = []
+
+    def spy(denoiser, x, sigmas, sampler, generator, **_):  # records the sampler's inputs, skips the sampling
+        calls.append({"cfg_scale": denoiser.cfg_scale, "cfg_rescale": denoiser.cfg_rescale, "steps": len(sigmas) - 1,
+                      "sigma_max": sigmas[0].item(), "sigma_min": sigmas[-2].item(), "sampler": sampler, "x": x})
+        return x
+
+    monkeypatch.setattr(generation, "sample", spy)
+    defaults = SamplingConfig()
+    pipeline.generate("jazz", seconds=1.0, progress=False)
+    pipeline.generate("jazz", seconds=1.0, seed=defaults.seed, progress=False)
+    used, seeded = calls
+    assert used.pop("sigma_max") == pytest.approx(defaults.sigma_max)
+    assert used.pop("sigma_min") == pytest.approx(defaults.sigma_min)
+    assert torch.equal(used.pop("x"), seeded["x"])  # the start noise of the default seed
+    assert used == {"cfg_scale": defaults.cfg_scale, "cfg_rescale": defaults.cfg_rescale, "steps": defaults.steps,
+                    "sampler": defaults.sampler}
+    pipeline.generate("jazz", seconds=1.0, sampling=SamplingConfig(steps=4, cfg_scale=2.0), steps=3, progress=False)
+    assert (calls[-1]["steps"], calls[-1]["cfg_scale"]) == (3, 2.0)  # a keyword overrides its field
+    widget = PromptWidget(pipeline)
+    assert (widget.steps.value, widget.cfg_scale.value, widget.seed.value, widget.sampler.value) == (
+        defaults.steps, defaults.cfg_scale, defaults.seed, defaults.sampler)
 
 
 def test_save_generation_writes_wav_and_flac(pipeline, tmp_path):
