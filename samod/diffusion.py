@@ -122,7 +122,9 @@ class DiffusionStage:
                  cfg_dropout: float = 0.1):
         if not 0.0 <= cfg_dropout < 1.0:
             raise ValueError(f"cfg_dropout is a probability in [0, 1), got {cfg_dropout}")
-        self.model, self.optimizer, self.cfg_dropout = model, optimizer, cfg_dropout
+        self.plain_model = model  # the plain module, for `condition` (a method: DDP wraps only the forward)
+        self.model = model  # what the Trainer trains (replaced by a DDP wrapper under torchrun)
+        self.optimizer, self.cfg_dropout = optimizer, cfg_dropout
         self.text_encoder = text_encoder.eval().requires_grad_(False)  # frozen: not saved, not trained
         self.text_device = None  # where the text encoder is; moved with the first batch
 
@@ -143,8 +145,7 @@ class DiffusionStage:
             self.text_device = device
         with torch.no_grad():
             text, _ = self.text_encoder.features(list(batch["prompt"]))  # (B, S, E); mask unused (not masked)
-        model = self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
-        cond = model.condition(text.float(), batch["seconds_start"].float(), batch["seconds_total"].float())
+        cond = self.plain_model.condition(text.float(), batch["seconds_start"].float(), batch["seconds_total"].float())
         context = cfg_dropout(cond["context"], self.cfg_dropout)  # (B, S + 2, E)
         t = torch.rand(z0.shape[0], device=device)  # (B,)
         eps = torch.randn_like(z0)  # (B, D, L)

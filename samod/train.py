@@ -90,7 +90,9 @@ class OptimizerConfig:
 class Stage(Protocol):
     """One training stage. The keys of `modules()` must be attribute names of the stage: under DDP the
     Trainer replaces `stage.<name>` by a DistributedDataParallel wrapper of that module, so
-    `training_step` should call modules (their forward), not reach into their sub-modules."""
+    `training_step` should call modules (their forward), not reach into their sub-modules. A stage that
+    needs another method or a sub-module keeps a second attribute holding the plain module, which the
+    Trainer leaves alone (ClapStage.encoder, DiffusionStage.plain_model); it never unwraps DDP itself."""
 
     def modules(self) -> dict[str, nn.Module]:
         """Everything that is saved in a checkpoint, by name."""
@@ -175,6 +177,38 @@ class StepBatches:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Optimizer states in a checkpoint (safetensors holds only tensors)
+
+def flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimizer's state_dict as (tensors, JSON-able rest).
+
+    The tensors of the per-parameter state are keyed "<parameter index>.<field>" (e.g. "0.exp_avg",
+    "0.step"; the checkpoint prefixes them with "optimizers.<name>."); the rest is
+    {"param_groups": ..., "other": {non-tensor per-parameter state, keyed the same way}}.
+    """
+    tensors, other = {}, {}
+    for index, param_state in state_dict["state"].items():
+        for field, value in param_state.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{field}"] = value
+            else:
+                other[f"{index}.{field}"] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "other": other}
+
+
+def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
+    """The state_dict that flatten_optimizer_state split into `tensors` and `rest` (`rest` read back from JSON)."""
+    state: dict[int, dict] = {}
+    for key, value in (tensors | rest["other"]).items():  # disjoint keys: a field is a tensor or not
+        index, field = key.split(".", 1)
+        state.setdefault(int(index), {})[field] = value
+    # JSON made lists of the tuples (betas); "params" is a list in torch's own state_dict too
+    groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in group.items()}
+              for group in rest["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+# ----------------------------------------------------------------------------------------------------
 # The trainer
 
 class Trainer:
@@ -215,16 +249,20 @@ class Trainer:
         self.bad_steps, self.bad_in_a_row = 0, 0
         self.history: list[dict] = []
         self.latest: dict[str, float] = {}  # the last value of every logged number
+        if self.distributed:
+            self._wrap_for_ddp()
 
-        if self.distributed:  # wrap trainable modules; the stage then calls the wrappers
-            for name, module in self.modules.items():
-                if getattr(stage, name, None) is not module:
-                    raise AttributeError(f"under DDP the Trainer replaces stage.{name} by a wrapped module, "
-                                         f"but the stage has no attribute {name!r} holding modules()[{name!r}]; "
-                                         f"name the keys of modules() after the stage's attributes")
-                if any(p.requires_grad for p in module.parameters()):
-                    setattr(stage, name, nn.parallel.DistributedDataParallel(
-                        module, device_ids=[self.device.index] if self.device.type == "cuda" else None))
+    def _wrap_for_ddp(self) -> None:
+        """Replace every trainable `stage.<name>` by a DDP wrapper of it; the stage then calls the wrappers,
+        while self.modules (and the stage's own second references, if any) keep the plain modules."""
+        for name, module in self.modules.items():
+            if getattr(self.stage, name, None) is not module:
+                raise AttributeError(f"under DDP the Trainer replaces stage.{name} by a wrapped module, "
+                                     f"but the stage has no attribute {name!r} holding modules()[{name!r}]; "
+                                     f"name the keys of modules() after the stage's attributes")
+            if any(p.requires_grad for p in module.parameters()):
+                setattr(self.stage, name, nn.parallel.DistributedDataParallel(
+                    module, device_ids=[self.device.index] if self.device.type == "cuda" else None))
 
     # -- the loop -------------------------------------------------------------------------------------
 
@@ -253,17 +291,13 @@ class Trainer:
             if name not in self.optimizers:
                 raise KeyError(f"training_step returned optimizer {name!r}; the stage's optimizers() "
                                f"are {', '.join(self.optimizers)}")
-            self._optimize(name, loss)
-            self.latest.update({key: float(value) for key, value in numbers.items()})
-            self.latest[f"loss/{name}"] = loss.item()
-            self.latest[f"lr/{name}"] = self.optimizers[name].param_groups[0]["lr"]
-            self.latest["bad_steps"] = self.bad_steps
+            grad_norm, problem = self._backward(name, loss)  # problem: "loss" or "gradient" if not finite
+            if problem is None:
+                self._step(name, grad_norm)  # scheduled lr, AdamW step, EMA
+            else:
+                self._skip(name, problem)  # the weights stay as they are
             self.step += 1
-            if self.step % config.log_every == 0 or self.step == config.steps:
-                self.history.append({"step": self.step, **self.latest})
-            bar.update(1)
-            bar.set_postfix({k.removeprefix("loss/"): f"{v:.4g}" for k, v in self.latest.items()
-                             if k.startswith("loss/")} | {"bad": self.bad_steps}, refresh=False)
+            self._log(name, loss, numbers, bar)
             if path is not None and (self.step % config.checkpoint_every == 0 or self.step == config.steps):
                 self.save_checkpoint(path)
         bar.close()
@@ -271,43 +305,51 @@ class Trainer:
             dist.barrier()  # no rank goes on before rank 0 has written the last checkpoint
         return self.history
 
-    def _optimize(self, name: str, loss: torch.Tensor) -> None:
-        """Backpropagate `loss` and step optimizer `name`, unless the loss or the gradient is not finite."""
-        optimizer, params = self.optimizers[name], self.params[name]
+    def _backward(self, name: str, loss: torch.Tensor) -> tuple[float, str | None]:
+        """Backpropagate `loss` and clip the gradient of optimizer `name`'s parameters.
+
+        Returns (the gradient norm before clipping, None), or (a non-finite number, "loss" or "gradient")
+        when the loss or the gradient is not finite: a non-finite loss is not backpropagated.
+        """
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)  # also the grads a step leaves in other optimizers' parameters
         bad = torch.tensor(float(not torch.isfinite(loss.detach()).all()), device=self.device)
         if self.distributed:  # every rank must agree, or DDP's gradient all-reduce would wait forever
             dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-        grad_norm = float("nan")
-        if not bad.item():
-            loss.backward()  # under DDP the gradients are averaged over ranks here
-            grad_norm = nn.utils.clip_grad_norm_(params, self.config.grad_clip or math.inf).item()
-        if not math.isfinite(grad_norm):
-            self.bad_steps, self.bad_in_a_row = self.bad_steps + 1, self.bad_in_a_row + 1
-            what = "loss" if bad.item() else "gradient"
-            if self.rank == 0 and self.config.progress:
-                tqdm.write(f"step {self.step}: non-finite {what} for optimizer {name!r}, step skipped "
-                           f"({self.bad_in_a_row} in a row, {self.bad_steps} in total)")
-            if self.bad_in_a_row > self.config.max_bad_steps:
-                raise RuntimeError(
-                    f"training stopped at step {self.step}: {self.bad_in_a_row} steps in a row had a non-finite "
-                    f"{what} (NaN or inf) and were skipped (max_bad_steps={self.config.max_bad_steps}). The "
-                    f"weights were not changed by them; the last checkpoint in {self.checkpoint_dir} is intact. "
-                    f"Try a lower learning rate (SAT's VAE rates are known to diverge on small data), "
-                    f"grad_clip (e.g. 1.0), a longer warm-up, or check the data for silent or clipped audio.")
-            for opt in self.optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            return
+        if bad.item():
+            return float("nan"), "loss"
+        loss.backward()  # under DDP the gradients are averaged over ranks here
+        grad_norm = nn.utils.clip_grad_norm_(self.params[name], self.config.grad_clip or math.inf).item()
+        return grad_norm, None if math.isfinite(grad_norm) else "gradient"
+
+    def _step(self, name: str, grad_norm: float) -> None:
+        """Step optimizer `name` at its scheduled learning rate, then the EMA copies that follow it."""
         self.bad_in_a_row = 0
         k = self.optimizer_steps[name]
-        for group in optimizer.param_groups:
+        for group in self.optimizers[name].param_groups:
             group["lr"] = self.schedules[name].lr_at(k)  # SAT's InverseLR, see OptimizerConfig.lr_at
-        optimizer.step()
+        self.optimizers[name].step()
         self.optimizer_steps[name] = k + 1
         self.latest[f"grad_norm/{name}"] = grad_norm
         for module_name in self.ema_of[name]:
             self._update_ema(module_name)
+
+    def _skip(self, name: str, what: str) -> None:
+        """Count a step whose `what` ("loss" or "gradient") was not finite, and drop its gradients;
+        more than max_bad_steps such steps in a row stop the run."""
+        self.bad_steps, self.bad_in_a_row = self.bad_steps + 1, self.bad_in_a_row + 1
+        if self.rank == 0 and self.config.progress:
+            tqdm.write(f"step {self.step}: non-finite {what} for optimizer {name!r}, step skipped "
+                       f"({self.bad_in_a_row} in a row, {self.bad_steps} in total)")
+        if self.bad_in_a_row > self.config.max_bad_steps:
+            raise RuntimeError(
+                f"training stopped at step {self.step}: {self.bad_in_a_row} steps in a row had a non-finite "
+                f"{what} (NaN or inf) and were skipped (max_bad_steps={self.config.max_bad_steps}). The "
+                f"weights were not changed by them; the last checkpoint in {self.checkpoint_dir} is intact. "
+                f"Try a lower learning rate (SAT's VAE rates are known to diverge on small data), "
+                f"grad_clip (e.g. 1.0), a longer warm-up, or check the data for silent or clipped audio.")
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
 
     @torch.no_grad()
     def _update_ema(self, name: str) -> None:
@@ -326,6 +368,19 @@ class Trainer:
             ema_b.copy_(b)
         self.ema_updates[name] = n + 1
 
+    def _log(self, name: str, loss: torch.Tensor, numbers: dict[str, float], bar: tqdm) -> None:
+        """Keep the latest numbers of the step just done, append them to the history every log_every steps
+        (and at the last), and show the losses on the progress bar."""
+        self.latest.update({key: float(value) for key, value in numbers.items()})
+        self.latest[f"loss/{name}"] = loss.item()
+        self.latest[f"lr/{name}"] = self.optimizers[name].param_groups[0]["lr"]
+        self.latest["bad_steps"] = self.bad_steps
+        if self.step % self.config.log_every == 0 or self.step == self.config.steps:
+            self.history.append({"step": self.step, **self.latest})
+        bar.update(1)
+        bar.set_postfix({k.removeprefix("loss/"): f"{v:.4g}" for k, v in self.latest.items()
+                         if k.startswith("loss/")} | {"bad": self.bad_steps}, refresh=False)
+
     # -- checkpoints ----------------------------------------------------------------------------------
 
     def save_checkpoint(self, path: str | Path) -> None:
@@ -341,24 +396,16 @@ class Trainer:
             return
         tensors = {f"rng.rank{r}.{kind}": state.cpu()  # e.g. rng.rank0.cpu, rng.rank0.cuda
                    for r, states in enumerate(rngs) for kind, state in states.items()}
-        for name, module in self.modules.items():
-            tensors.update({f"modules.{name}.{k}": v for k, v in module.state_dict().items()})
-        for name, module in self.ema.items():
-            tensors.update({f"ema.{name}.{k}": v for k, v in module.state_dict().items()})
+        for prefix, modules in (("modules", self.modules), ("ema", self.ema)):
+            for name, module in modules.items():
+                tensors.update({f"{prefix}.{name}.{k}": v for k, v in module.state_dict().items()})
         meta = {"format": FORMAT_VERSION, "step": self.step, "optimizer_steps": self.optimizer_steps,
                 "ema_updates": self.ema_updates, "bad_steps": self.bad_steps, "bad_in_a_row": self.bad_in_a_row,
                 "world_size": self.world_size, "history": self.history, "latest": self.latest,
                 "train_config": asdict(self.config), "optimizers": {}}
-        for name, optimizer in self.optimizers.items():  # flatten: tensors to the file, the rest to JSON
-            state = optimizer.state_dict()
-            other = {}
-            for index, param_state in state["state"].items():
-                for key, value in param_state.items():
-                    if torch.is_tensor(value):
-                        tensors[f"optimizers.{name}.{index}.{key}"] = value
-                    else:
-                        other[f"{index}.{key}"] = value
-            meta["optimizers"][name] = {"param_groups": state["param_groups"], "other": other}
+        for name, optimizer in self.optimizers.items():  # tensors to the file, the rest to the JSON
+            flat, meta["optimizers"][name] = flatten_optimizer_state(optimizer.state_dict())
+            tensors.update({f"optimizers.{name}.{k}": v for k, v in flat.items()})
         tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -377,17 +424,8 @@ class Trainer:
             for name, module in modules.items():
                 module.load_state_dict(_strip(tensors, f"{prefix}.{name}."))
         for name, optimizer in self.optimizers.items():
-            saved = meta["optimizers"][name]
-            state: dict[int, dict] = {}
-            for key, value in _strip(tensors, f"optimizers.{name}.").items():
-                index, field = key.split(".", 1)
-                state.setdefault(int(index), {})[field] = value
-            for key, value in saved["other"].items():
-                index, field = key.split(".", 1)
-                state.setdefault(int(index), {})[field] = value
-            groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()}
-                      for g in saved["param_groups"]]
-            optimizer.load_state_dict({"state": state, "param_groups": groups})
+            flat = _strip(tensors, f"optimizers.{name}.")
+            optimizer.load_state_dict(unflatten_optimizer_state(flat, meta["optimizers"][name]))
         self.step, self.bad_steps, self.bad_in_a_row = meta["step"], meta["bad_steps"], meta["bad_in_a_row"]
         self.optimizer_steps, self.ema_updates = meta["optimizer_steps"], meta["ema_updates"]
         self.history, self.latest = meta["history"], meta["latest"]
