@@ -46,12 +46,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from transformers import (AutoTokenizer, ClapAudioConfig, ClapConfig, ClapModel, ClapTextConfig,
                           PreTrainedTokenizerBase, RobertaTokenizer)
 
 from samod.audio import load_audio, resample
+from samod.checkpoints import WEIGHT_FILES, require_files, save_transformers_folder
 from samod.data import SongDataset, build_prompt, prompt_fields, read_metadata, split_records
 from samod.metrics import recall_at_k, zero_shot_accuracy
 from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
@@ -61,7 +62,6 @@ from samod.train import CHECKPOINT_NAME, OptimizerConfig, StepBatches, Trainer, 
 CLAP_SAMPLE_RATE = 48000  # Hz: LAION-CLAP's audio rate
 PATCH = 4  # HTSAT patch size and stride on the mel "image" (LAION-CLAP)
 CONFIG_NAME = "samod_clap.json"  # our ClapModelConfig, next to transformers' config.json
-WEIGHT_FILES = ["model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"]  # any one will do
 HOLDOUT_EVERY = 4  # CLAP holds out every 4th song (32 of the tiny corpus's 128): enough for retrieval
 ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0..4, as RoBERTa (pad 1, bos 0, eos 2)
 
@@ -417,27 +417,6 @@ class ClapEncoder(nn.Module):
         config = ClapModelConfig.from_transformers(
             model.config, json.loads(front_end.read_text()) if front_end.exists() else None)
         return cls(config, AutoTokenizer.from_pretrained(folder, local_files_only=True), model).eval()
-
-
-def save_transformers_folder(folder: str | Path, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
-                             config, config_name: str) -> Path:
-    """Write a transformers model folder (config.json, model.safetensors, tokenizer files) plus samod's config."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.config.save_pretrained(folder)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}  # clone: untie shared tensors
-    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    tokenizer.save_pretrained(folder)
-    (folder / config_name).write_text(json.dumps(asdict(config), indent=1))
-    return folder
-
-
-def require_files(folder: Path, groups: list[list[str]], writer: str) -> None:
-    """Raise FileNotFoundError naming, for each group of alternatives, the ones of which none is in `folder`."""
-    missing = [" or ".join(group) for group in groups if not any((folder / name).exists() for name in group)]
-    if missing:
-        raise FileNotFoundError(f"{folder} lacks {'; '.join(missing)}: expected a folder written by {writer}"
-                                f" (nothing is downloaded; copy the files there yourself)")
 
 
 # ----------------------------------------------------------------------------------------------------
