@@ -38,6 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from samod.checkpoints import check_keys
+
 
 @dataclass
 class AutoencoderConfig:
@@ -340,11 +342,7 @@ def load_reference_state_dict(model: Autoencoder, state: dict[str, torch.Tensor]
     n = len(model.config.strides)
     ours = {prefix + reference_key(k, n): k for k in model.state_dict()}
     theirs = {k for k in state if k.startswith(prefix)}
-    missing, unused = sorted(set(ours) - theirs), sorted(theirs - set(ours))
-    if missing or unused:
-        raise KeyError(f"checkpoint does not match AutoencoderConfig {model.config}: "
-                       f"missing {missing[:5]}{'...' if len(missing) > 5 else ''} ({len(missing)}), "
-                       f"unused {unused[:5]}{'...' if len(unused) > 5 else ''} ({len(unused)})")
+    check_keys(ours, theirs, f"AutoencoderConfig {model.config}")
     own = model.state_dict()
     converted = {}
     for ref, k in ours.items():

@@ -222,12 +222,12 @@ def train_diffusion(stage: str = "pretrain", recipe: DiffusionRecipe | None = No
     """Train (or resume, or load a finished run of) one stage of the DiT of a profile.
 
     Needs the latent cache (`python -m data_prep.encode`; `cache`, default <profile>/cache/latents/) and
-    a CLAP (`text_encoder`, default samod.clap.load_clap()). "finetune" starts from the EMA weights of
+    a CLAP (`text_encoder`, default samod.clap_training.load_clap()). "finetune" starts from the EMA weights of
     the finished "pretrain" stage. Checkpoints go to <root>/dit_<stage>/ (default root
     <profile>/checkpoints/) with a diffusion.json saying what the model was made for.
     Returns the EMA model in eval mode and the logged history.
     """
-    from samod.clap import load_clap
+    from samod.clap_training import load_clap
     from samod.data import LatentDataset, latent_std
     profile = profile or get_profile()
     recipe = recipe or DiffusionRecipe.for_profile(profile.name)

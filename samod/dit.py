@@ -48,6 +48,8 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from samod.checkpoints import check_keys
+
 
 @dataclass
 class DiTConfig:
@@ -415,13 +417,6 @@ def _reference_constants(dit: DiT) -> dict[str, torch.Tensor]:
     return consts
 
 
-def _check_keys(ours: set[str], theirs: set[str], what: str) -> None:
-    missing, unused = sorted(ours - theirs), sorted(theirs - ours)
-    if missing or unused:
-        raise KeyError(f"checkpoint does not match {what}: missing {len(missing)} {missing}, "
-                       f"unused {len(unused)} {unused}")
-
-
 def _load(module: nn.Module, state: dict[str, torch.Tensor], names: dict[str, str]) -> None:
     own = module.state_dict()
     for ref, k in names.items():
@@ -439,14 +434,14 @@ def to_reference_state_dict(dit: DiT, prefix: str = "model.model.") -> dict[str,
 
 
 def load_reference_state_dict(dit: DiT, state: dict[str, torch.Tensor], prefix: str = "model.model.") -> DiT:
-    """Load DiT weights stored under the reference names; every missing or unused key is named in the error.
+    """Load DiT weights stored under the reference names; missing and unused keys are counted and named (KeyError).
 
     The LayerNorm betas and rotary inv_freq are accepted when present and checked (zero; samod's rotary).
     """
     names = {prefix + reference_key(k): k for k in dit.state_dict()}
     consts = {prefix + k: v for k, v in _reference_constants(dit).items()}
     theirs = {k for k in state if k.startswith(prefix)}
-    _check_keys(set(names), theirs - set(consts), f"DiTConfig {dit.config}")
+    check_keys(set(names) | set(consts), theirs, f"DiTConfig {dit.config}", optional=consts)
     for key in sorted(theirs & set(consts)):
         ours = consts[key]
         if state[key].shape != ours.shape or not torch.allclose(state[key].to(ours), ours):
@@ -475,6 +470,6 @@ def load_timing_reference_state_dict(timing: TimingConditioner, state: dict[str,
     """Load seconds_start / seconds_total weights; keys of other conditioners (the prompt's) are left alone."""
     names = {prefix + timing_reference_key(k): k for k in timing.state_dict()}
     theirs = {k for k in state if k.startswith((prefix + "seconds_start.", prefix + "seconds_total."))}
-    _check_keys(set(names), theirs, "the timing conditioner")
+    check_keys(names, theirs, "the timing conditioner")
     _load(timing, state, names)
     return timing

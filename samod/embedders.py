@@ -239,7 +239,7 @@ class ClapScorer:
 
     @classmethod
     def from_profile(cls, profile=None) -> "ClapScorer":
-        from samod.clap import load_clap
+        from samod.clap_training import load_clap
         from samod.profiles import get_profile
         profile = profile or get_profile()
         return cls(load_clap(profile), f"samod CLAP ({profile.name} profile, trained on this corpus): "
@@ -280,7 +280,7 @@ class ClapGenreTagger:
     """
 
     def __init__(self, scorer: ClapScorer, genres: list[str]):
-        from samod.clap import genre_prompts
+        from samod.clap_training import genre_prompts
         if not genres:
             raise ValueError("pass the genre names of the corpus (e.g. sorted({r['genre'] for r in records}))")
         self.scorer, self.genres = scorer, list(genres)

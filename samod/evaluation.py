@@ -112,7 +112,7 @@ def read_song_describer(csv_path: str | Path, audio_dir: str | Path | None = Non
 
 def held_out_records(profile: Profile | None = None, n: int | None = None) -> list[dict]:
     """n held-out corpus songs (never trained on), spread over the held-out list, with their prompts."""
-    from samod.clap import evaluation_prompt
+    from samod.clap_training import evaluation_prompt
     from samod.data import read_metadata, split_records
     profile = profile or get_profile()
     _, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))

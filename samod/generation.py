@@ -190,7 +190,7 @@ class Pipeline:
 def load_pipeline(profile: Profile | None = None, stage: str = "finetune", device: str | None = None) -> Pipeline:
     """The trained VAE, CLAP and DiT (`stage`: "pretrain" or "finetune") of a profile, checked to belong together."""
     from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
-    from samod.clap import load_clap
+    from samod.clap_training import load_clap
     from samod.diffusion import load_diffusion
     profile = profile or get_profile()
     autoencoder = load_autoencoder(profile)
@@ -265,7 +265,7 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
     keeps a prompt), with a 95 % bootstrap interval over prompts. With `labels` (index into `genres`
     per prompt), also the zero-shot genre accuracy of the renders (chance 1 / len(genres)).
     Renders are made `batch_size` prompts at a time (seed + batch index)."""
-    from samod.clap import genre_prompts
+    from samod.clap_training import genre_prompts
     from samod.metrics import bootstrap_interval, zero_shot_accuracy
     clap = clap or pipeline.text_encoder
     started = time.perf_counter()

@@ -51,6 +51,7 @@ from torch import nn
 from samod import autoencoder as vae
 from samod import dit as dit_layout
 from samod.autoencoder import Autoencoder, AutoencoderConfig
+from samod.checkpoints import check_keys
 from samod.diffusion import DiffusionModel
 from samod.dit import DiTConfig
 from samod.generation import Pipeline
@@ -287,18 +288,15 @@ def to_stable_audio_open_state_dict(autoencoder: Autoencoder, model: DiffusionMo
 
 def load_stable_audio_open_state_dict(autoencoder: Autoencoder, model: DiffusionModel,
                                       state: dict[str, torch.Tensor]) -> None:
-    """Load a whole SAT state dict; every missing and every unused key is named in one KeyError.
+    """Load a whole SAT state dict; the missing and the unused keys are counted and named in one KeyError.
 
     The DiT's zero LayerNorm betas and its rotary inv_freq are constants SAT stores: accepted when present
     (and checked by samod.dit.load_reference_state_dict), not required.
     """
     expected = set(to_stable_audio_open_state_dict(autoencoder, model))
     optional = {k for k in expected if k.startswith(PREFIXES["dit"]) and k.endswith((".beta", ".inv_freq"))}
-    missing, unused = sorted(expected - optional - set(state)), sorted(set(state) - expected)
-    if missing or unused:
-        raise KeyError(f"the checkpoint does not match model_config.json: {len(missing)} weights missing "
-                       f"{missing}; {len(unused)} keys unused {unused}. Check that the config belongs to the "
-                       f"checkpoint (SAT layout: {', '.join(PREFIXES.values())})")
+    hint = f"Check that the config belongs to the checkpoint (SAT layout: {', '.join(PREFIXES.values())})"
+    check_keys(expected, state, "model_config.json", optional, hint)
     dit_layout.load_reference_state_dict(model.dit, state, PREFIXES["dit"])
     dit_layout.load_timing_reference_state_dict(model.timing, state, PREFIXES["timing"])
     vae.load_reference_state_dict(autoencoder, state, PREFIXES["autoencoder"])

@@ -200,7 +200,7 @@ def train_reference_clap(steps: int | None = None, evaluate_every: int = 500, pr
     (samod/weights/<profile>/clap.safetensors, clap.json, clap_tokenizer/)."""
     from data_prep.encode import reconstruct_corpus
     from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
-    from samod.clap import HOLDOUT_EVERY, ClapRecipe, evaluate_clap, train_clap
+    from samod.clap_training import HOLDOUT_EVERY, ClapRecipe, evaluate_clap, train_clap
     from samod.data import read_metadata, split_records
 
     facts = run_facts()
@@ -255,7 +255,7 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
     """
     from data_prep.encode import encode_corpus
     from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
-    from samod.clap import evaluation_prompt, load_clap
+    from samod.clap_training import evaluation_prompt, load_clap
     from samod.data import read_metadata, split_records
     from samod.diffusion import CONFIG_NAME, STAGES, DiffusionRecipe, stage_dir, train_diffusion
     from samod.generation import Pipeline, length_quartiles, prompt_adherence, timing_adherence

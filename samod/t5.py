@@ -31,7 +31,8 @@ from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
-from samod.clap import WEIGHT_FILES, require_files, save_transformers_folder, tokenize, train_byte_level_bpe
+from samod.checkpoints import WEIGHT_FILES, require_files, save_transformers_folder
+from samod.clap import tokenize, train_byte_level_bpe
 
 CONFIG_NAME = "samod_t5.json"
 T5_SPECIALS = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2 as in T5 (pad 0, eos 1)

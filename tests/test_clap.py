@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from transformers import ClapFeatureExtractor, ClapModel, T5EncoderModel
 
-from samod.clap import (ClapEncoder, ClapModelConfig, ClapRecipe, ClapStage, audio_inputs, contrastive_loss,
-                        corpus_prompts, evaluate_clap, load_clap, log_mel, positive_targets, to_clap_rate, train_clap,
-                        train_clap_tokenizer)
+from samod.clap import (ClapEncoder, ClapModelConfig, audio_inputs, contrastive_loss, log_mel, positive_targets,
+                        to_clap_rate, train_clap_tokenizer)
+from samod.clap_training import ClapRecipe, ClapStage, corpus_prompts, evaluate_clap, load_clap, train_clap
 from samod.t5 import T5Conditioner, T5ConditionerConfig, train_t5_tokenizer
 from samod.train import OptimizerConfig, StepBatches, TrainConfig, Trainer, load_weights
 

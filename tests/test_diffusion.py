@@ -112,7 +112,7 @@ def test_window_frames_of_the_profiles():
 def toy_profile(tmp_path_factory):
     from samod.audio import save_audio
     from samod.autoencoder_training import AutoencoderRecipe, train_autoencoder
-    from samod.clap import ClapRecipe, train_clap
+    from samod.clap_training import ClapRecipe, train_clap
     from samod.profiles import get_profile
 
     home = tmp_path_factory.mktemp("home")
@@ -223,8 +223,8 @@ def test_reconstructions_are_the_decoded_posterior_mean_and_tied_to_their_autoen
 
 
 def test_clap_trains_on_reconstructions_of_its_training_songs_only(toy_profile, tmp_path, monkeypatch):
-    import samod.clap as clap_module
-    from samod.clap import ClapRecipe, train_clap
+    import samod.clap_training as clap_module
+    from samod.clap_training import ClapRecipe, train_clap
 
     seen = {}
 

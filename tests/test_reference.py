@@ -68,7 +68,8 @@ def test_load_autoencoder_follows_the_switch(shipped, monkeypatch):
 
 def test_load_clap_follows_the_switch(tmp_path, monkeypatch):
     from dataclasses import asdict
-    from samod.clap import ClapEncoder, ClapModelConfig, clap_weights, load_clap, train_clap_tokenizer
+    from samod.clap import ClapEncoder, ClapModelConfig, train_clap_tokenizer
+    from samod.clap_training import clap_weights, load_clap
 
     monkeypatch.setattr(reference, "WEIGHTS_DIR", tmp_path / "weights")
     monkeypatch.setenv("SAMOD_HOME", str(tmp_path / "home"))
@@ -143,7 +144,7 @@ def test_shipped_tiny_autoencoder_is_small_and_documented():
 
 
 def test_shipped_tiny_weights_fit_the_budget_and_load(monkeypatch):
-    from samod.clap import load_clap
+    from samod.clap_training import load_clap
     from samod.diffusion import load_diffusion
     from samod.autoencoder_training import autoencoder_checkpoint
 
