@@ -63,7 +63,7 @@ reference-figures:
 weights: corpus
 	$(BIN)/python -m samod.reference autoencoder --steps 1500
 	$(BIN)/python -m samod.reference clap --steps 1000 --evaluate-every 250
-	$(BIN)/python -m samod.reference diffusion --steps 1000 --finetune-steps 2000 --evaluate-every 500
+	$(BIN)/python -m samod.reference diffusion --steps 1000 --finetune-steps 1500 --evaluate-every 500
 
 test: corpus unit notebooks
 
