@@ -21,6 +21,10 @@ which is not the zero vector; the latent dataset pads with this frame (samod.dat
 Rerunning skips songs already encoded with the same autoencoder; a cache made with another
 autoencoder is refused with advice (delete the folder or pass --force). Taught in
 notebooks/04_diffusion_training.ipynb.
+
+`reconstruct_corpus` writes every song as the VAE reconstructs it (<id>.flac, index.jsonl, info.json): a
+metric network that only heard rendered songs may judge the VAE's artifacts instead of the music, so the
+reference CLAP trains on these too (samod.reference; notebook 02 measures the difference).
 """
 from __future__ import annotations
 
