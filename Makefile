@@ -15,6 +15,9 @@ PROFILE_ROOT = $(shell $(PROFILE_VARS) $(BIN)/python -c "import samod; print(sam
 FIGURES_DIR = $(shell $(PROFILE_VARS) $(BIN)/python -c "import samod; print(samod.get_profile().figures_dir)")
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 DEMO_NOTEBOOKS := $(sort $(wildcard notebooks/0[0-5]_*.ipynb))
+# Executes notebooks in order, the executed copies in artifacts/<profile>/notebooks
+execute = @mkdir -p "$(PROFILE_ROOT)/notebooks" && $(BIN)/jupyter nbconvert --to notebook --execute \
+  --ExecutePreprocessor.timeout=-1 --output-dir "$(PROFILE_ROOT)/notebooks" $(1)
 
 .PHONY: setup corpus demo figures reference-figures weights test unit notebooks strip clean
 
@@ -37,17 +40,13 @@ corpus: setup
 # The main job at the active profile: from the corpus to a song generated from a text prompt, notebooks 00-05
 # in order (executed copies in artifacts/<profile>/notebooks). It ends with the song, written to disk.
 demo: corpus
-	@mkdir -p "$(PROFILE_ROOT)/notebooks"
-	$(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
-	  --output-dir "$(PROFILE_ROOT)/notebooks" $(DEMO_NOTEBOOKS)
+	$(call execute,$(DEMO_NOTEBOOKS))
 	@echo "executed notebooks in $(PROFILE_ROOT)/notebooks; the song: $(PROFILE_ROOT)/generated/demo_song.flac"
 
 # Every figure and table: every notebook in order, the analyses (06-09: Tables 2-3, Figure 4,
 # memorization, Stable Audio Open) after the main job.
 figures: corpus
-	@mkdir -p "$(PROFILE_ROOT)/notebooks"
-	$(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
-	  --output-dir "$(PROFILE_ROOT)/notebooks" $(NOTEBOOKS)
+	$(call execute,$(NOTEBOOKS))
 	@echo "executed notebooks in $(PROFILE_ROOT)/notebooks; figures and tables in $(FIGURES_DIR)"
 
 # Rebuild the committed reference figures on purpose: every notebook at the tiny profile, writing its figures
