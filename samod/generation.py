@@ -237,14 +237,15 @@ def length_quartiles(records: list[dict], window_seconds: float) -> list[float]:
 
 
 def timing_adherence(pipeline: Pipeline, prompts: list[str], lengths: list[float], steps: int = 20, seed: int = 0,
-                     sampler: str = "dpmpp-2m", margin_seconds: float = 0.5) -> dict:
+                     sampler: str = "dpmpp-2m", margin_seconds: float = 0.5, **settings) -> dict:
     """How quiet the model is after seconds_total: per prompt and length, the RMS of the untrimmed window
     after seconds_total + margin_seconds over the RMS before seconds_total, in dB (paper 1 §2.3: the
-    model writes silence after the requested length). A model that ignores the timing scores ~0 dB."""
+    model writes silence after the requested length). A model that ignores the timing scores ~0 dB.
+    Other keywords (cfg_scale, sigma_min, ...) go to the sampler, as in `Pipeline.generate`."""
     rows = []
     for seconds in lengths:
         audio = pipeline.generate(prompts, seconds=seconds, steps=steps, seed=seed, sampler=sampler, trim=False,
-                                  progress=False)
+                                  progress=False, **settings)
         cut, margin = round(seconds * SAMPLE_RATE), round(margin_seconds * SAMPLE_RATE)
         for prompt, a in zip(prompts, audio):
             before, after = np.sqrt(np.mean(a[:, :cut] ** 2)), np.sqrt(np.mean(a[:, cut + margin:] ** 2))
@@ -252,28 +253,40 @@ def timing_adherence(pipeline: Pipeline, prompts: list[str], lengths: list[float
                          "rms_after": float(after),
                          "after_vs_before_db": float(20 * np.log10((after + 1e-12) / (before + 1e-12)))})
     return {"median_after_vs_before_db": float(np.median([r["after_vs_before_db"] for r in rows])),
-            "prompts": len(prompts), "lengths": list(lengths), "steps": steps, "rows": rows}
+            "prompts": len(prompts), "lengths": list(lengths), "steps": steps, **settings, "rows": rows}
 
 
 @torch.no_grad()
 def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.0, steps: int = 20, seed: int = 0,
                      sampler: str = "dpmpp-2m", labels: list[int] | None = None, genres: list[str] | None = None,
-                     clap=None, batch_size: int = 16) -> dict:
+                     clap=None, batch_size: int = 16, clip_seconds: float | None = None, **settings) -> dict:
     """Does a generation match its own prompt better than another's? One render per prompt; `clap`
     (default: the pipeline's text encoder, a samod CLAP) embeds renders and prompts; the difference
     between a render's similarity to its own prompt and to the next prompt's (a shuffle that never
     keeps a prompt), with a 95 % bootstrap interval over prompts. With `labels` (index into `genres`
     per prompt), also the zero-shot genre accuracy of the renders (chance 1 / len(genres)).
-    Renders are made `batch_size` prompts at a time (seed + batch index)."""
+    Renders are made `batch_size` prompts at a time (seed + batch index), `seconds` long (seconds_total:
+    ask for a length the model trained on, see `length_quartiles`); with `clip_seconds`, only the middle
+    clip_seconds of each render are decoded and embedded (CLAP hears a window of its own length anyway).
+    Other keywords (cfg_scale, ...) go to the sampler, as in `Pipeline.generate`."""
     from samod.clap_training import genre_prompts
     from samod.metrics import bootstrap_interval, zero_shot_accuracy
     clap = clap or pipeline.text_encoder
+    rate, overlap = pipeline.latent_rate, pipeline.autoencoder.config.chunk_overlap
+    clip_seconds = min(clip_seconds or seconds, seconds)
+    first = math.floor((seconds - clip_seconds) / 2 * rate)  # latent frames of the middle clip
+    last = first + math.ceil(clip_seconds * rate)
     started = time.perf_counter()
-    renders = [render for k in range(0, len(prompts), batch_size)
-               for render in pipeline.generate(prompts[k:k + batch_size], seconds=seconds, steps=steps,
-                                               seed=seed + k // batch_size, sampler=sampler, progress=False)]
+    renders = []
+    for k in range(0, len(prompts), batch_size):
+        latents = pipeline.generate_latents(prompts[k:k + batch_size], seconds, steps=steps, seed=seed + k // batch_size,
+                                            sampler=sampler, progress=False, **settings)  # (b, D, L)
+        lo, hi = max(first - overlap, 0), min(last + overlap, latents.shape[-1])  # a margin decodes the clip exactly
+        audio = pipeline.decode(latents[..., lo:hi])  # (b, A, (hi - lo) * 2048)
+        start = (first - lo) * pipeline.autoencoder.config.downsampling
+        renders += list(audio[..., start:start + round(clip_seconds * SAMPLE_RATE)].float().cpu())
     render_seconds = time.perf_counter() - started
-    audio = torch.from_numpy(np.stack(renders))  # (prompts, A, T)
+    audio = torch.stack(renders)  # (prompts, A, clip samples)
     audio_emb = F.normalize(clap.audio_embeddings(audio, generator=torch.Generator().manual_seed(seed)), dim=-1)
     text_emb = F.normalize(clap.text_embeddings(prompts), dim=-1)
     similarity = audio_emb @ text_emb.T  # (renders, prompts)
@@ -282,7 +295,7 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
     own, shuffled = similarity.diag(), similarity[torch.arange(n), other]
     difference = (own - shuffled).numpy()
     low, high = bootstrap_interval(difference)
-    result = {"prompts": n, "seconds": seconds, "steps": steps, "own": float(own.mean()),
+    result = {"prompts": n, "seconds": seconds, "clip_seconds": clip_seconds, "steps": steps, "own": float(own.mean()),
               "shuffled": float(shuffled.mean()), "difference": float(difference.mean()),
               "difference_low": low, "difference_high": high,
               "render_spread": float(audio.std(dim=0).mean()),  # 0 when every prompt gives the same audio

@@ -292,11 +292,12 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
         def measure(model, stage=stage) -> dict:
             description = json.loads((stage_dir(profile, stage, root) / CONFIG_NAME).read_text())
             pipeline = Pipeline(autoencoder, model, clap, description["window_frames"], description)
-            timing = timing_adherence(pipeline, prompts[:8], length_quartiles(training, pipeline.window_seconds),
-                                      steps=10)
-            adherence = prompt_adherence(pipeline, prompts, 5.0, steps=10, labels=labels, genres=genres)
+            lengths = length_quartiles(training, pipeline.window_seconds)
+            timing = timing_adherence(pipeline, prompts[:8], lengths, steps=10)
+            adherence = prompt_adherence(pipeline, prompts, lengths[0], steps=10, labels=labels, genres=genres,
+                                         clip_seconds=clap.config.window_seconds)
             return {"timing_median_db": timing["median_after_vs_before_db"], "timing_lengths": timing["lengths"],
-                    **{f"prompt_{k}": v for k, v in adherence.items() if k not in ("steps", "seconds", "differences")}}
+                    **{f"prompt_{k}": v for k, v in adherence.items() if k not in ("steps", "differences")}}
 
         window_seconds = profile.pretrain_seconds if stage == "pretrain" else profile.finetune_seconds
         folder = stage_dir(profile, stage, root)

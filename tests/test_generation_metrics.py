@@ -3,6 +3,7 @@
 Each test checks a formula against a number known in closed form or by hand; no model is loaded.
 """
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -183,23 +184,32 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_values():
 
 class _TonePipeline:
     """A stand-in pipeline: prompt "tone k" gives a sine of frequency 200 (k + 1) Hz for `seconds`, then
-    silence (or, with ignore_timing, the tone to the end of the window; with ignore_prompt, tone 0 always)."""
-    window_seconds = 4.0
+    silence (or, with ignore_timing, the tone to the end of the window; with ignore_prompt, tone 0 always).
+    Its "latents" are the audio itself (one frame per sample), so decoding is the identity."""
+    window_seconds, latent_rate = 4.0, 44100.0
+    autoencoder = SimpleNamespace(config=SimpleNamespace(chunk_overlap=0, downsampling=1))
 
     def __init__(self, ignore_timing=False, ignore_prompt=False):
         self.ignore_timing, self.ignore_prompt = ignore_timing, ignore_prompt
         self.text_encoder = _ToneClap()
 
-    def generate(self, prompts, seconds, trim=True, **_):
-        t = np.arange(int((seconds if trim else self.window_seconds) * 44100)) / 44100
-        out = []
+    def generate_latents(self, prompts, seconds, **_):
+        t = torch.arange(int(self.window_seconds * 44100)) / 44100
+        tones = []
         for prompt in prompts:
             k = 0 if self.ignore_prompt else int(prompt.split()[1])
-            tone = np.sin(2 * np.pi * 200 * (k + 1) * t)
-            if not (trim or self.ignore_timing):
+            tone = torch.sin(2 * np.pi * 200 * (k + 1) * t)
+            if not self.ignore_timing:
                 tone[t >= seconds] = 0.0
-            out.append(np.stack([tone, tone]).astype(np.float32))
-        return out
+            tones.append(torch.stack([tone, tone]))
+        return torch.stack(tones)  # (B, 2, window samples)
+
+    def decode(self, latents):
+        return latents
+
+    def generate(self, prompts, seconds, trim=True, **_):
+        audio = self.decode(self.generate_latents(prompts, seconds))
+        return [a[:, :int(seconds * 44100)].numpy() if trim else a.numpy() for a in audio]
 
 
 class _ToneClap:
@@ -249,6 +259,15 @@ def test_prompt_adherence_separates_a_model_that_follows_prompts_from_one_that_d
     assert deaf["genre_accuracy"] == 0.5  # every render classified "low"
     assert deaf["difference"] == 0.0 and deaf["difference_low"] < 0 < deaf["difference_high"]
     assert deaf["render_spread"] == 0.0 and follows["render_spread"] > 0.1
+
+
+def test_prompt_adherence_can_embed_the_middle_of_a_longer_render():
+    from samod.generation import prompt_adherence
+    prompts = [f"tone {k}" for k in range(8)]
+    clipped = prompt_adherence(_TonePipeline(), prompts, seconds=3.0, clip_seconds=1.0)
+    assert clipped["clip_seconds"] == 1.0 and clipped["difference"] == 1.0
+    whole = prompt_adherence(_TonePipeline(), prompts, seconds=3.0)
+    assert whole["clip_seconds"] == 3.0 and whole["difference"] == 1.0
 
 
 # --- musical activity ----------------------------------------------------------------------------
