@@ -1,28 +1,38 @@
-"""Seeing and hearing audio in notebooks, and the figures that describe a corpus.
+"""Seeing and hearing audio in notebooks, and the figures of every component.
 
 Readers look before they listen: `show_audio` puts a spectrogram beside every player (both embedded
 as HTML, so they survive in any notebook viewer). Figure functions return the figure and the numbers
 behind it; `save_figure` writes both to the profile's figures folder (PNG plus JSON, the JSON naming the
 profile): `get_profile().figures_dir`, i.e. artifacts/<profile>/figures/ unless $SAMOD_FIGURES says otherwise.
+Every figure of the package is drawn here; the component modules compute the numbers and draw nothing.
 
-- `figure1_song_lengths`: paper 1 Figure 1, the cumulative histogram of song lengths with the
-  90 s / 190 s / 285 s windows marked (vertical axis warped by a power law, as in the paper).
-- `plot_spectrogram`: a log-frequency spectrogram with the section plan drawn on it.
-- `plot_piano_roll`: the score of a composed song, one colour per track.
+- The corpus: `figure1_song_lengths` (paper 1 Figure 1, the cumulative histogram of song lengths with
+  the 90 s / 190 s / 285 s windows marked, vertical axis warped by a power law as in the paper),
+  `plot_spectrogram` (a log-frequency spectrogram with the section plan drawn on it), `plot_piano_roll`
+  (the score of a composed song, one colour per track), `plot_tempo_recovery` (data_prep.tempo).
+- Training: `plot_history` (training curves), `plot_training_curve` and `plot_curve_panels` (a reference
+  run's measurements against its steps), `plot_peak_memory` (chunked decoding).
+- CLAP: `plot_similarity` (text-audio similarity), `plot_projection` (embeddings, PCA).
+- Evaluation (samod.evaluation, Tables 2-3): `plot_rows`.
+- Structure (samod.structure, paper 1 Figure 4): `plot_ssm`, `plot_lag_profile`, `figure4_ssms`,
+  `plot_validation`.
+- Memorization (samod.memorization): `plot_nearest_similarity`.
 
-Taught in notebooks/00_data.ipynb.
+Taught in notebooks/00_data.ipynb; each component's figures in its own notebook.
 """
 from __future__ import annotations
 
 import base64
 import io
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from samod.profiles import SAMPLE_RATE, get_profile
+from samod.structure import StructureConfig, expected_lags, structure_summary
 
 SECTION_COLOURS = {"intro": "#8da0cb", "verse": "#66c2a5", "chorus": "#fc8d62", "bridge": "#e78ac3",
                    "outro": "#a6d854"}
@@ -309,3 +319,162 @@ def plot_curve_panels(curve: list[dict], panels: list[tuple[str, list[str], tupl
             top.set_xlabel("wall-clock minutes (training and measuring)", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# Evaluation (samod.evaluation: Tables 2-3)
+# ---------------------------------------------------------------------------------------------------
+
+def plot_rows(rows: list[dict], title: str = ""):
+    """The three metric columns as horizontal bars, one bar per row: (figure, numbers)."""
+    labels = [f"{r['model']} ({r['seconds']:g} s)" for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(rows) + 1.4), sharey=True)
+    for ax, key in zip(axes, ("FD", "KL", "CLAP score")):
+        ax.barh(range(len(rows)), [r[key] for r in rows], color=[f"C{i}" for i in range(len(rows))])
+        ax.set_title(key + (" ↑" if key == "CLAP score" else " ↓"))
+    axes[0].set_yticks(range(len(rows)), labels)
+    axes[0].invert_yaxis()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig, {"rows": [{k: r[k] for k in ("model", "seconds", "FD", "KL", "CLAP score")} for r in rows]}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Structure (samod.structure: paper 1 Figure 4)
+# ---------------------------------------------------------------------------------------------------
+
+def plot_ssm(ssm: dict, sections: list[dict] | None = None, title: str = "", ax=None):
+    """A binary recurrence matrix in seconds (black = recurrent); section starts drawn as thin lines."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    times, hop = ssm["times"], ssm["hop_seconds"]
+    extent = (times[0] - hop / 2, times[-1] + hop / 2, times[-1] + hop / 2, times[0] - hop / 2)
+    ax.imshow(ssm["R"], cmap="gray_r", interpolation="nearest", extent=extent, vmin=0, vmax=1)
+    for s in sections or []:
+        if extent[0] < s["start"] < extent[1]:
+            ax.axvline(s["start"], color="tab:red", lw=0.5, alpha=0.6)
+            ax.axhline(s["start"], color="tab:red", lw=0.5, alpha=0.6)
+    ax.set_title(title, fontsize=8)
+    ax.tick_params(labelsize=7)
+    return ax
+
+
+def plot_lag_profile(ssm: dict, config: StructureConfig | None = None, expected: list[float] | None = None,
+                     title: str = "", ax=None):
+    """The lag profile p(l) with its detected peaks (dots) and the expected lags of the section plan (dashed)."""
+    config = config or StructureConfig()
+    summary = structure_summary(ssm, config)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 2.5))
+    ax.plot(summary["lags_seconds"], summary["profile"], color="k", lw=1)
+    ax.axhline(config.peak_factor * summary["density"], color="grey", ls=":", lw=1, label="peak threshold")
+    ax.plot(summary["peak_lags_seconds"], summary["peak_heights"], "o", color="tab:orange", label="detected peaks")
+    for i, lag in enumerate(expected or []):
+        ax.axvline(lag, color="tab:blue", ls="--", lw=1, label="expected (section plan)" if i == 0 else None)
+    ax.set_xlabel("lag (s)")
+    ax.set_ylabel("p(lag)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    return ax, summary
+
+
+def figure4_ssms(grid: dict[str, dict[str, dict]], config: StructureConfig | None = None):
+    """Paper 1 Figure 4: binary SSMs, one row per source (real, generated), one column per genre.
+
+    grid[row][genre] = {"ssm": self_similarity(...), "sections": [...] or None, "title": str}; every row
+    names the same genres. Returns (figure, numbers): each cell's repetition strength, density, peaks.
+    """
+    config = config or StructureConfig()
+    rows = list(grid)
+    if not rows:
+        raise ValueError("grid is empty: pass {row name: {genre: {'ssm': ..., 'sections': ..., 'title': ...}}}")
+    genres = list(grid[rows[0]])
+    for row in rows:
+        if list(grid[row]) != genres:
+            raise ValueError(f"row {row!r} has genres {list(grid[row])} but row {rows[0]!r} has {genres}; "
+                             f"every row needs the same genres in the same order")
+    fig, axes = plt.subplots(len(rows), len(genres), figsize=(3.0 * len(genres), 3.1 * len(rows)), squeeze=False)
+    numbers: dict[str, dict] = {}
+    for r, row in enumerate(rows):
+        numbers[row] = {}
+        for c, genre in enumerate(genres):
+            cell = grid[row][genre]
+            summary = structure_summary(cell["ssm"], config)
+            plot_ssm(cell["ssm"], cell.get("sections"), cell.get("title", genre), ax=axes[r, c])
+            numbers[row][genre] = {"title": cell.get("title", genre),
+                                   "repetition_strength": summary["repetition_strength"],
+                                   "density": summary["density"], "peak_lags_seconds": summary["peak_lags_seconds"],
+                                   "frames": int(cell["ssm"]["R"].shape[0])}
+            if c == 0:
+                axes[r, c].set_ylabel(f"{row}\ntime (s)", fontsize=9)
+            if r == len(rows) - 1:
+                axes[r, c].set_xlabel("time (s)", fontsize=8)
+    fig.suptitle("Figure 4: binary self-similarity matrices (columns: genres)", fontsize=10)
+    fig.tight_layout()
+    return fig, {"rows": rows, "genres": genres, "cells": numbers, "config": asdict(config)}
+
+
+def plot_validation(result: dict, baseline: dict | None = None, ssm: dict | None = None,
+                    sections: list[dict] | None = None, config: StructureConfig | None = None, title: str = ""):
+    """Validation figure: hit rate vs chance (bars), lifts per song (histogram), optionally one lag profile.
+
+    result is `validate`'s output for exact repeats; baseline (optional) its output for varied repeats.
+    Returns (figure, numbers).
+    """
+    config = config or StructureConfig()
+    panels = 3 if ssm is not None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.2), gridspec_kw={"width_ratios": [1, 1, 1.8][:panels]})
+    bars = {"exact\nrepeats": result["hit_rate"], "chance\n(other songs)": result["chance_hit_rate"]}
+    if baseline is not None:
+        bars["varied\nrepeats"] = baseline["hit_rate"]
+        bars["chance\n(varied)"] = baseline["chance_hit_rate"]
+    axes[0].bar(range(len(bars)), list(bars.values()), color=["tab:green", "grey", "tab:olive", "silver"][:len(bars)])
+    axes[0].set_xticks(range(len(bars)), list(bars), fontsize=7)
+    axes[0].set_ylim(0, 1.05)
+    axes[0].set_ylabel("expected lags found")
+    axes[0].set_title(f"hit rate ({result['expected_lags']} lags, {result['n_songs']} songs)", fontsize=9)
+    lifts = np.array([s["lift"] for s in result["per_song"]], dtype=float)
+    lifts = lifts[np.isfinite(lifts)]
+    axes[1].hist(np.log10(np.maximum(lifts, 1e-2)), bins=15, color="tab:green")
+    axes[1].axvline(0, color="k", ls=":", lw=1)
+    axes[1].set_xlabel("log10 lift (repeat diagonals vs all cells)")
+    axes[1].set_ylabel("songs")
+    axes[1].set_title(f"median lift {result['median_lift']:.1f}x", fontsize=9)
+    numbers = {"hit_rate": result["hit_rate"], "chance_hit_rate": result["chance_hit_rate"],
+               "n_songs": result["n_songs"], "expected_lags": result["expected_lags"],
+               "median_lift": result["median_lift"],
+               "median_recurrent_on_expected": result["median_recurrent_on_expected"], "config": asdict(config)}
+    if baseline is not None:
+        numbers["varied"] = {k: baseline[k] for k in ("hit_rate", "chance_hit_rate", "n_songs", "expected_lags",
+                                                      "median_lift", "median_recurrent_on_expected")}
+    if ssm is not None:
+        expected = expected_lags(sections or [], config.tolerance_seconds)
+        _, summary = plot_lag_profile(ssm, config, expected, title or "lag profile of one song", ax=axes[2])
+        numbers["example"] = {"expected_lags_seconds": expected, "peak_lags_seconds": summary["peak_lags_seconds"]}
+    fig.tight_layout()
+    return fig, numbers
+
+
+# ---------------------------------------------------------------------------------------------------
+# Memorization (samod.memorization)
+# ---------------------------------------------------------------------------------------------------
+
+def plot_nearest_similarity(groups: dict[str, np.ndarray], threshold: float | None = None,
+                            reference: dict[str, np.ndarray] | None = None):
+    """Histograms of nearest-training-song cosine per group of generations: (figure, numbers)."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    everything = list(groups.values()) + list((reference or {}).values())
+    bins = np.linspace(min(float(np.min(v)) for v in everything), 1.0, 30)
+    for name, values in groups.items():
+        ax.hist(values, bins=bins, alpha=0.6, label=f"{name} (n={len(values)})")
+    for name, values in (reference or {}).items():
+        ax.hist(values, bins=bins, histtype="step", lw=2, label=f"{name} (n={len(values)})")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", label=f"replica threshold {threshold:.3f}")
+    ax.set_xlabel("cosine similarity to the nearest training song")
+    ax.set_ylabel("songs")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    numbers = {name: {"n": len(v), "median": float(np.median(v)), "max": float(np.max(v))}
+               for name, v in {**groups, **(reference or {})}.items()}
+    return fig, {"threshold": threshold, "nearest_similarity": numbers}

@@ -13,10 +13,10 @@ Song Describer CSV when the user has it) and two baselines that put the numbers 
   follows its text scores worse on KL and CLAP score here than with the right prompts.
 
 The metric formulas and the table writer (metrics.write_table, for a Scorer's rows) are in
-samod/metrics.py and the networks that embed the audio in samod/embedders.py; every table names its
-embedders. Renders are written under artifacts/<profile>/generated/evaluation/ with the prompts,
-settings and the DiT checkpoint's SHA-256, and reused when those match (notebook 08 scores the same
-renders for memorization).
+samod/metrics.py, the networks that embed the audio in samod/embedders.py and the figure of the rows
+(display.plot_rows) in samod/display.py; every table names its embedders. Renders are written under
+artifacts/<profile>/generated/evaluation/ with the prompts, settings and the DiT checkpoint's SHA-256,
+and reused when those match (notebook 08 scores the same renders for memorization).
 
 Shapes: audio (A, T) stereo 44.1 kHz per file. Taught in notebooks/06_evaluation.ipynb.
 """
@@ -258,18 +258,3 @@ def paired_margin(row: dict, baseline: dict, key: str) -> dict:
     difference = np.asarray(row["per prompt"][key]) - np.asarray(baseline["per prompt"][key])  # (N,)
     low, high = metrics.bootstrap_interval(difference)
     return {"difference": float(difference.mean()), "low": low, "high": high}
-
-
-def plot_rows(rows: list[dict], title: str = ""):
-    """The three metric columns as horizontal bars, one bar per row: (figure, numbers)."""
-    import matplotlib.pyplot as plt
-    labels = [f"{r['model']} ({r['seconds']:g} s)" for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(rows) + 1.4), sharey=True)
-    for ax, key in zip(axes, ("FD", "KL", "CLAP score")):
-        ax.barh(range(len(rows)), [r[key] for r in rows], color=[f"C{i}" for i in range(len(rows))])
-        ax.set_title(key + (" ↑" if key == "CLAP score" else " ↓"))
-    axes[0].set_yticks(range(len(rows)), labels)
-    axes[0].invert_yaxis()
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig, {"rows": [{k: r[k] for k in ("model", "seconds", "FD", "KL", "CLAP score")} for r in rows]}

@@ -20,7 +20,8 @@ tries CLAP first, as the paper, then the frame statistics of CREPE, `FrameStatis
 Embeddings are centred on the training set's mean before cosines are taken (`centred`): what every
 song shares (the corpus's common sound) then does not count as similarity.
 
-Embeddings are (N, P) rows, unit-normalised here. Taught in notebooks/08_memorization.ipynb.
+Embeddings are (N, P) rows, unit-normalised here. The histogram of nearest-training-song similarities is
+drawn by samod/display.py (`plot_nearest_similarity`). Taught in notebooks/08_memorization.ipynb.
 """
 from __future__ import annotations
 
@@ -119,25 +120,3 @@ def top_candidates(nearest_cosines: np.ndarray, k: int) -> list[int]:
     """The k queries whose nearest reference is closest: the memorization candidates to listen to."""
     best = np.asarray(nearest_cosines)[:, 0]  # (Q,)
     return [int(i) for i in np.argsort(-best, kind="stable")[:k]]
-
-
-def plot_nearest_similarity(groups: dict[str, np.ndarray], threshold: float | None = None,
-                            reference: dict[str, np.ndarray] | None = None):
-    """Histograms of nearest-training-song cosine per group of generations: (figure, numbers)."""
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    everything = list(groups.values()) + list((reference or {}).values())
-    bins = np.linspace(min(float(np.min(v)) for v in everything), 1.0, 30)
-    for name, values in groups.items():
-        ax.hist(values, bins=bins, alpha=0.6, label=f"{name} (n={len(values)})")
-    for name, values in (reference or {}).items():
-        ax.hist(values, bins=bins, histtype="step", lw=2, label=f"{name} (n={len(values)})")
-    if threshold is not None:
-        ax.axvline(threshold, color="k", ls="--", label=f"replica threshold {threshold:.3f}")
-    ax.set_xlabel("cosine similarity to the nearest training song")
-    ax.set_ylabel("songs")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    numbers = {name: {"n": len(v), "median": float(np.median(v)), "max": float(np.max(v))}
-               for name, v in {**groups, **(reference or {})}.items()}
-    return fig, {"threshold": threshold, "nearest_similarity": numbers}

@@ -5,10 +5,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-from samod.structure import (StructureConfig, chance_hit_rate, delay_embedding, expected_lags, figure4_ssms,
-                             frame_features, lag_hits, lag_profile, neighbour_count, recurrence_from_features,
-                             recurrence_matrix, repeat_lift, repeated_pairs, score_song, self_similarity,
-                             structure_summary)
+from samod.display import figure4_ssms
+from samod.structure import (StructureConfig, chance_hit_rate, delay_embedding, expected_lags, frame_features,
+                             lag_hits, lag_profile, neighbour_count, recurrence_from_features, recurrence_matrix,
+                             repeat_lift, repeated_pairs, score_song, self_similarity, structure_summary)
 
 SR = 44100
 HOP = 0.25  # seconds per frame in the toy configs
