@@ -8,7 +8,8 @@ KL_passt ↓, CLAP score ↑ and the inference time per render.
 samod rebuilds those tables at the active profile with its own prompts (held-out corpus songs, or the
 Song Describer CSV when the user has it) and two baselines that put the numbers in scale:
 
-- the VAE reconstruction of the reference songs: the ceiling, the best the latent model can reach;
+- the VAE reconstruction of the reference songs: what the decoder gives back of the real songs (a
+  reference point, not a bound: FD compares embedding distributions, which generations can match better);
 - generation with shuffled prompts: every render answers another song's prompt, so a model that
   follows its text scores worse on KL and CLAP score here than with the right prompts.
 
@@ -190,8 +191,8 @@ def render_set(pipeline, name: str, prompts: list[str], seconds: float, config: 
 
 @torch.no_grad()
 def reconstruction_set(autoencoder, references: list[np.ndarray], prompts: list[str],
-                       name: str = "VAE reconstruction (ceiling)") -> RenderSet:
-    """decode(posterior mean of encode(reference)) for each reference: the latent model's ceiling."""
+                       name: str = "VAE reconstruction") -> RenderSet:
+    """decode(posterior mean of encode(reference)) for each reference: what the decoder gives back of them."""
     audio, started = [], time.perf_counter()
     device = next(autoencoder.parameters()).device
     for reference in references:
