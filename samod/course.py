@@ -1,0 +1,178 @@
+"""What a notebook will show at the active profile, said before it runs, from numbers measured at that profile.
+
+Every notebook opens with `what_you_will_see("05")`: a short box of the measured results of that notebook
+at the profile you run, so that no claim about the trained models is hand-written. The numbers come from
+the JSON files the notebooks write beside their figures:
+
+1. your own last run at this profile (`profile.figures_dir`: artifacts/<profile>/figures/, or $SAMOD_FIGURES);
+2. otherwise, at the tiny profile, the committed reference run (figures/ in the repository, rebuilt with
+   `make reference-figures` from the shipped reference weights);
+3. otherwise the box says that nothing has been measured at this profile yet, and how to measure it.
+
+Each notebook's facts are a list of `Fact`s: a JSON file and a function from its contents to one sentence.
+A fact whose file is missing is left out, so a box never shows a number nobody measured.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from samod.profiles import REPO_ROOT, Profile, get_profile
+
+REFERENCE_FIGURES = REPO_ROOT / "figures"  # the tiny profile's reference run, committed
+
+
+@dataclass(frozen=True)
+class Fact:
+    file: str  # JSON file name in a figures folder
+    sentence: Callable[[dict], str]  # its contents -> one sentence with the measured numbers
+
+
+def _x(value: float, chance: float) -> str:
+    return f"{value:.2f} (chance {chance:.2f}, {value / chance:.1f}x)"
+
+
+def _table5(d: dict) -> str:
+    vae, lowpass = d["rows"][0], d["rows"][1]
+    return (f"The autoencoder's reconstructions follow their input: identification {vae['identification']:.2f} of "
+            f"{vae['n_files']} held-out songs (chance {1 / vae['n_files']:.2f}), specificity ratio "
+            f"{vae['specificity_ratio']:.2f} (1.0 = ignores its input); STFT distance {vae['stft_distance']:.2f} "
+            f"and MEL distance {vae['mel_distance']:.2f}, against the same-size low-pass's "
+            f"{lowpass['stft_distance']:.2f} and {lowpass['mel_distance']:.2f}; decoded silence "
+            f"{d['notes'].get('silence_gap_db', float('nan')):.0f} dB below decoded music.")
+
+
+def _clap(d: dict) -> str:
+    return (f"This notebook's own short CLAP run, on {d['n_songs']} held-out songs: text-to-audio Recall@1 "
+            f"{_x(d['text_to_audio_r1'], d['chance_r1'])}, Recall@10 {d['text_to_audio_r10']:.2f} "
+            f"(chance {d['chance_r10']:.2f}), zero-shot genre accuracy "
+            f"{_x(d['zero_shot_genre_accuracy'], d['chance_genre'])}.")
+
+
+def _clap_reference(d: dict) -> str:
+    r = d["reference"]
+    return (f"The reference CLAP that the later notebooks use: Recall@1 {r['text_to_audio_r1']:.2f}, "
+            f"genre accuracy {r['zero_shot_genre_accuracy']:.2f}.")
+
+
+def _timing(d: dict) -> str:
+    t = d["timing_adherence"]
+    return (f"Length: the audio after `seconds_total` is {-t['median_after_vs_before_db']:.0f} dB below the audio "
+            f"before it (median of {t['prompts']} held-out prompts x lengths {t['lengths']} s; a model that "
+            f"ignores the timing scores 0 dB).")
+
+
+def _prompt(d: dict) -> str:
+    p = d["prompt_adherence"]
+    return (f"Prompt: over {p['prompts']} held-out prompts, CLAP similarity with the own prompt minus another "
+            f"song's is {p['difference']:+.3f} (95 % interval {p['difference_low']:+.3f} to "
+            f"{p['difference_high']:+.3f}); zero-shot genre accuracy of the renders "
+            f"{_x(p['genre_accuracy'], p['genre_chance'])}.")
+
+
+def _demo_song(d: dict) -> str:
+    inside = ", ".join(f"{k.replace('_', ' ')} {d['activity'][k]:.2f} ({'inside' if ok else 'outside'} the corpus "
+                       f"range {d['corpus_bossa_nova_range'][k][0]:.2f}-{d['corpus_bossa_nova_range'][k][1]:.2f})"
+                       for k, ok in d["inside_range"].items())
+    return f"The demo song (seed {d['seed']}, {d['steps']} steps, CFG {d['cfg_scale']:g}): {inside}."
+
+
+def _diffusion_training(d: dict) -> str:
+    return (f"The live run's v-loss falls from {d['pretrain_mse_first20']:.2f} to {d['pretrain_mse_last20']:.2f} in "
+            f"{d['steps']['pretrain']} pre-training steps ({d['finetune_mse_first20']:.2f} to "
+            f"{d['finetune_mse_last20']:.2f} in {d['steps']['finetune']} fine-tuning steps): the mechanics, not a "
+            f"model that generates music.")
+
+
+def _dit_curve(d: dict) -> str:
+    last = d["curve"][-1]
+    return (f"The reference DiT after {last['step']} steps ({last['wall_minutes']:.0f} CPU minutes): "
+            f"timing {last['timing_median_db']:.0f} dB after the end, prompt difference "
+            f"{last['prompt_difference']:+.3f} (interval {last['prompt_difference_low']:+.3f} to "
+            f"{last['prompt_difference_high']:+.3f}), genre accuracy {_x(last['prompt_genre_accuracy'], last['prompt_genre_chance'])}.")
+
+
+def _evaluation(d: dict) -> str:
+    rows = {r["model"]: r for r in d["rows"]}
+    parts = []
+    for label in ("pre-trained", "fine-tuned"):
+        shuffled = rows.get(f"{label}, shuffled prompts")
+        right = shuffled and rows.get(f"{label}, {shuffled['seconds']:.0f} s")  # the same length, right prompts
+        if right:
+            parts.append(f"{label}: CLAP score {right['CLAP score']:.2f} with the right prompts vs "
+                         f"{shuffled['CLAP score']:.2f} shuffled, KL {right['KL']:.2f} vs {shuffled['KL']:.2f}")
+    return "Tables 2-3 (stand-in embedders, few prompts: read the intervals in the notebook): " + "; ".join(parts) + "."
+
+
+def _structure(d: dict) -> str:
+    return (f"The self-similarity measure finds the planned repeats in {d['hit_rate']:.0%} of {d['n_songs']} "
+            f"corpus songs (chance {d['chance_hit_rate']:.0%}).")
+
+
+def _memorization(d: dict) -> str:
+    above = d["generations_above_threshold"]
+    return (f"Planted replicas found: {d['planted_replicas_found']}; replicas inside the training set: "
+            f"{d['replicas_in_training_set']}; generations above the replica threshold: "
+            + ", ".join(f"{k} {v}" for k, v in above.items()) + ".")
+
+
+def _tempo(d: dict) -> str:
+    return (f"Beat tracking recovers the written tempo (within {d['tolerance']:.0%}, octave errors allowed) "
+            f"for {d['rate']:.0%} of the corpus, in {d['genres_recovered']} of {d['n_genres']} genres.")
+
+
+def _parameters(d: dict) -> str:
+    return "Parameters counted: " + "; ".join(
+        f"{name} {counts['Total'] / 1e6:.1f} M" for name, counts in d["counted"].items()) + "."
+
+
+FACTS: dict[str, list[Fact]] = {
+    "00": [Fact("tempo_recovery.json", _tempo)],
+    "01": [Fact("table5_autoencoder.json", _table5)],
+    "02": [Fact("clap_retrieval.json", _clap), Fact("clap_training_curve.json", _clap_reference)],
+    "03": [Fact("table1_parameters.json", _parameters)],
+    "04": [Fact("diffusion_training.json", _diffusion_training), Fact("dit_training_curve.json", _dit_curve)],
+    "05": [Fact("generation_checks.json", _timing), Fact("generation_checks.json", _prompt)],
+    "05-song": [Fact("demo_song.json", _demo_song), Fact("generation_checks.json", _timing)],  # before the song
+    "06": [Fact("evaluation.json", _evaluation)],
+    "07": [Fact("structure_validation.json", _structure)],
+    "08": [Fact("memorization.json", _memorization)],
+}
+
+
+def _profile_of(numbers: dict) -> str | None:
+    """The profile a figure's JSON was measured at (a figure names it at the top, a table in its notes)."""
+    return numbers.get("profile") or numbers.get("notes", {}).get("profile")
+
+
+def measured_facts(notebook: str, profile: Profile | None = None) -> tuple[list[str], str]:
+    """The sentences of a notebook's box and where their numbers come from (empty when nothing was measured)."""
+    if notebook not in FACTS:
+        raise ValueError(f"no facts for notebook {notebook!r}: known are {sorted(FACTS)}")
+    profile = profile or get_profile()
+    reference = (REFERENCE_FIGURES, "the tiny profile's reference run (figures/, `make reference-figures`)")
+    folders = [(profile.figures_dir, f"your last run at the {profile.name} profile ({profile.figures_dir})")]
+    if profile.name == "tiny":
+        folders = [reference] if profile.figures_dir.resolve() == REFERENCE_FIGURES.resolve() else folders + [reference]
+    for folder, source in folders:
+        found = [(fact, folder / fact.file) for fact in FACTS[notebook] if (folder / fact.file).exists()]
+        found = [(fact, path) for fact, path in found if _profile_of(json.loads(path.read_text())) == profile.name]
+        if found:
+            return [fact.sentence(json.loads(path.read_text())) for fact, path in found], source
+    return [], ""
+
+
+def what_you_will_see(notebook: str, profile: Profile | None = None):
+    """A Markdown box for the top of a notebook: its measured results at the active profile."""
+    from IPython.display import Markdown
+    profile = profile or get_profile()
+    sentences, source = measured_facts(notebook, profile)
+    if not sentences:
+        body = (f"Nothing has been measured at the **{profile.name}** profile yet: this notebook's run writes its "
+                f"numbers to {profile.figures_dir}, and the next time this box shows them.")
+    else:
+        body = "\n".join(f"- {s}" for s in sentences) + f"\n\n<small>Numbers from {source}.</small>"
+    return Markdown(f"> **What you will see at the {profile.name} profile**\n>\n"
+                    + "\n".join(f"> {line}" for line in body.split("\n")))

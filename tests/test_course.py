@@ -1,0 +1,58 @@
+"""The "what you will see" boxes (samod/course.py): filled from measured JSON, never hand-written."""
+import json
+
+import pytest
+
+from samod.course import FACTS, REFERENCE_FIGURES, measured_facts, what_you_will_see
+from samod.profiles import get_profile
+
+
+def _checks(difference: float, profile: str = "tiny") -> dict:
+    return {"profile": profile,
+            "timing_adherence": {"median_after_vs_before_db": -12.3, "prompts": 8, "lengths": [26.0, 38.0]},
+            "prompt_adherence": {"prompts": 64, "difference": difference, "difference_low": difference - 0.01,
+                                 "difference_high": difference + 0.01, "genre_accuracy": 0.5, "genre_chance": 0.25}}
+
+
+def test_a_box_shows_the_numbers_of_the_last_run_at_this_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAMOD_FIGURES", str(tmp_path))
+    (tmp_path / "generation_checks.json").write_text(json.dumps(_checks(0.321)))
+    sentences, source = measured_facts("05", get_profile("tiny"))
+    assert str(tmp_path) in source and len(sentences) == 2
+    assert "12 dB" in sentences[0] and "+0.321" in sentences[1] and "2.0x" in sentences[1]
+    (tmp_path / "generation_checks.json").write_text(json.dumps(_checks(-0.456)))
+    assert "-0.456" in measured_facts("05", get_profile("tiny"))[0][1]  # the number follows the file
+
+
+def test_numbers_of_another_profile_are_not_shown(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAMOD_FIGURES", str(tmp_path))
+    (tmp_path / "generation_checks.json").write_text(json.dumps(_checks(0.321, profile="tiny")))
+    assert measured_facts("05", get_profile("small")) == ([], "")
+    box = what_you_will_see("05", get_profile("small")).data
+    assert "Nothing has been measured at the **small** profile" in box and "0.321" not in box
+
+
+def test_at_tiny_without_a_run_the_committed_reference_numbers_are_shown(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAMOD_FIGURES", str(tmp_path / "empty"))
+    sentences, source = measured_facts("01", get_profile("tiny"))
+    assert "reference run" in source and "identification" in sentences[0]
+
+
+@pytest.mark.parametrize("notebook", sorted(FACTS))
+def test_every_fact_reads_the_committed_reference_figures(notebook):
+    for fact in FACTS[notebook]:
+        assert (REFERENCE_FIGURES / fact.file).exists(), fact.file
+        assert fact.sentence(json.loads((REFERENCE_FIGURES / fact.file).read_text()))
+
+
+def test_every_notebook_with_facts_opens_with_its_box():
+    for notebook in {name.split("-")[0] for name in FACTS}:
+        path = next((REFERENCE_FIGURES.parent / "notebooks").glob(f"{notebook}_*.ipynb"))
+        cells = json.loads(path.read_text())["cells"]
+        first_code = next(c for c in cells if c["cell_type"] == "code")
+        assert f'what_you_will_see("{notebook}")' in "".join(first_code["source"]), path.name
+
+
+def test_an_unknown_notebook_is_refused():
+    with pytest.raises(ValueError, match="known are"):
+        measured_facts("99")
