@@ -19,7 +19,7 @@ DEMO_NOTEBOOKS := $(sort $(wildcard notebooks/0[0-5]_*.ipynb))
 execute = @mkdir -p "$(PROFILE_ROOT)/notebooks" && $(BIN)/jupyter nbconvert --to notebook --execute \
   --ExecutePreprocessor.timeout=-1 --output-dir "$(PROFILE_ROOT)/notebooks" $(1)
 
-.PHONY: setup corpus demo figures reference-figures weights test unit notebooks strip clean
+.PHONY: setup corpus demo figures course-html reference-figures weights test unit notebooks strip clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,12 @@ demo: corpus
 figures: corpus
 	$(call execute,$(NOTEBOOKS))
 	@echo "executed notebooks in $(PROFILE_ROOT)/notebooks; figures and tables in $(FIGURES_DIR)"
+
+# The course as web pages a teacher can browse: every notebook executed at the active profile (as `make figures`),
+# then each executed copy turned into HTML, with its outputs, in artifacts/<profile>/course/.
+course-html: figures
+	$(BIN)/jupyter nbconvert --to html --output-dir "$(PROFILE_ROOT)/course" "$(PROFILE_ROOT)"/notebooks/[0-9]*.ipynb
+	@echo "the course as HTML: $(PROFILE_ROOT)/course/ (start with 00_data.html)"
 
 # Rebuild the committed reference figures on purpose: every notebook at the tiny profile, writing its figures
 # and tables into the repository's figures/ instead of artifacts/tiny/figures/. Review the diff, then commit.
