@@ -49,6 +49,18 @@ def test_v_has_unit_variance_for_unit_data():
         assert abs(v.std().item() - 1) < 0.02
 
 
+def test_v_points_along_eps_at_small_t_and_along_minus_z0_at_large_t():
+    """Notebook 04 §9's statement: v = alpha eps - sigma z0 is nearly the noise when t is small (alpha ~ 1)
+    and nearly minus the clean latent when t is large (sigma ~ 1)."""
+    g = torch.Generator().manual_seed(0)
+    z0, eps = torch.randn(64, 16, 32, generator=g), torch.randn(64, 16, 32, generator=g)
+    corr = lambda a, b: torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
+    _, v_small = add_noise(z0, torch.full((64,), 0.05), eps)
+    _, v_large = add_noise(z0, torch.full((64,), 0.95), eps)
+    assert corr(v_small, eps) > 0.99 and abs(corr(v_small, -z0)) < 0.1
+    assert corr(v_large, -z0) > 0.99 and abs(corr(v_large, eps)) < 0.1
+
+
 def test_cfg_dropout_zeroes_whole_items_with_probability_p():
     context = torch.ones(20000, 3, 2)
     dropped = cfg_dropout(context, 0.1, torch.Generator().manual_seed(0))
