@@ -19,3 +19,12 @@ def test_notebook_is_stripped(path):
         if cell["cell_type"] == "code":
             assert cell.get("outputs") == [], f"{path.name} cell {i} has stored outputs: run `make strip`"
             assert cell.get("execution_count") is None, f"{path.name} cell {i} has an execution count: run `make strip`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_a_unique_id(path):
+    """nbformat 4.5 requires cell ids; a cell added without one is a validation warning today, an error later."""
+    notebook = json.loads(path.read_text())
+    ids = [cell.get("id") for cell in notebook["cells"]]
+    assert None not in ids, f"{path.name}: cell {ids.index(None)} has no id (open and save it in Jupyter)"
+    assert len(set(ids)) == len(ids), f"{path.name}: repeated cell ids"
