@@ -34,6 +34,7 @@ import json
 import math
 import os
 import re
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,10 +186,15 @@ def read_table(path) -> list[dict]:
     return [{str(k).strip().lower(): v for k, v in row.items()} for row in rows]
 
 
-def _row_fields(row: dict) -> dict:
+def _row_fields(row: dict, where: str = "a row") -> dict:
     caption = row.get("caption") if not _missing(row.get("caption")) else row.get("description")
+    try:
+        bpm = _number(row.get("bpm"), "bpm")
+    except ValueError as err:  # e.g. bpm "fast": the song is still good audio with a caption; tempo unknown
+        warnings.warn(f"{where}: {err}; the song is kept with bpm unknown (None)", stacklevel=3)
+        bpm = None
     return metadata_fields(
-        "folder", caption=_text(caption), genre=_text(row.get("genre")), bpm=_number(row.get("bpm"), "bpm"),
+        "folder", caption=_text(caption), genre=_text(row.get("genre")), bpm=bpm,
         key=_text(row.get("key")), moods=_list(row.get("moods")), instruments=_list(row.get("instruments")),
         title=_text(row.get("title")), artist=_text(row.get("artist")), album=_text(row.get("album")),
         year=_year(row.get("year")), tags=_list(row.get("tags")))
@@ -201,7 +207,9 @@ def import_folder(audio_dir, captions_file, out_dir, workers: int = 1, progress:
     hold caption (or description), genre, bpm, key, moods, instruments, tags, title, artist, album, year.
     List fields are comma-separated in CSV, JSON lists (or comma-separated strings) in JSONL.
     Each row is one record; a file named by several rows gives ids "<file>", "<file>#2", ...
-    Rows naming a missing file are skipped with the reason. Audio files that no row names are imported
+    Rows naming a missing file, or a path outside audio_dir (e.g. "../x.wav", an absolute path; symbolic
+    links are resolved first), are skipped with the reason. A bpm that is not a number is a warning: the
+    song is kept with bpm None. Audio files that no row names are imported
     too, with caption and metadata unknown: unlabelled audio still trains the autoencoder.
     """
     audio_dir = Path(audio_dir)
@@ -218,15 +226,21 @@ def import_folder(audio_dir, captions_file, out_dir, workers: int = 1, progress:
         audio = Path(os.path.normpath(audio_dir / name))
         rows_per_file[audio] = count = rows_per_file.get(audio, 0) + 1
         item_id = Path(name).as_posix() if count == 1 else f"{Path(name).as_posix()}#{count}"
+        if not audio.resolve().is_relative_to(audio_dir.resolve()):  # "../../etc/passwd", "/elsewhere/x.wav"
+            items.append(Item(item_id, audio, {}, problem=f"row {number}: path {name!r} leaves the audio folder "
+                                                          f"{audio_dir}; name files relative to it, inside it"))
+            continue
         try:
-            items.append(Item(item_id, audio, _row_fields(row)))
-        except ValueError as err:  # e.g. bpm "fast": skip the row, say why
+            items.append(Item(item_id, audio, _row_fields(row, f"row {number} of {captions_file}")))
+        except ValueError as err:  # a value no field can hold: skip the row, say why
             items.append(Item(item_id, audio, {}, problem=f"row {number}: {err}"))
     for audio in sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
         audio = Path(os.path.normpath(audio))
         if audio not in rows_per_file:
-            items.append(Item(audio.relative_to(os.path.normpath(audio_dir)).as_posix(), audio,
-                              metadata_fields("folder")))
+            item_id = audio.relative_to(os.path.normpath(audio_dir)).as_posix()
+            outside = not audio.resolve().is_relative_to(audio_dir.resolve())  # a link pointing out of the folder
+            items.append(Item(item_id, audio, metadata_fields("folder"),
+                              problem=f"{item_id} links to a file outside the audio folder" if outside else None))
     params = {"importer": "folder", "audio_dir": str(audio_dir.resolve()),
               "captions": str(Path(captions_file).resolve())}
     return _import(items, out_dir, params, workers, progress)

@@ -100,17 +100,41 @@ def test_folder_jsonl_lists_and_paths_under_out(tmp_path):
     rows = [{"path": "x.wav", "description": "Upbeat synth pop", "bpm": 128, "moods": ["happy", "bright"],
              "instruments": "synth, drum machine", "year": "2021-05-01"},
             {"filename": "y.wav", "caption": "take one", "tags": ["demo"]},
-            {"filename": "y.wav", "caption": "take two", "bpm": "fast"}]  # bad bpm: that row is skipped
+            {"filename": "y.wav", "caption": "take two", "bpm": "fast"}]  # bad bpm: kept, bpm unknown
     table.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    records, skipped = import_folder(audio, table, out, progress=False)
+    with pytest.warns(UserWarning, match="row 3 of .*bpm 'fast' is not a number; the song is kept with bpm unknown"):
+        records, skipped = import_folder(audio, table, out, progress=False)
 
-    assert [r["id"] for r in records] == ["x.wav", "y.wav"]
-    x, y = records
+    assert [r["id"] for r in records] == ["x.wav", "y.wav", "y.wav#2"]
+    x, y, y2 = records
     assert x["path"] == "audio/x.wav" and y["path"] == "audio/y.wav"
     assert (x["caption"], x["bpm"], x["year"]) == ("Upbeat synth pop", 128.0, 2021)
     assert (x["moods"], x["instruments"]) == (["happy", "bright"], ["synth", "drum machine"])
     assert (y["caption"], y["tags"]) == ("take one", ["demo"])
-    assert skipped == [("y.wav#2", "row 3: bpm 'fast' is not a number")]
+    assert (y2["caption"], y2["bpm"], y2["path"]) == ("take two", None, "audio/y.wav")
+    assert skipped == []
+
+
+def test_folder_refuses_paths_that_leave_the_audio_folder(tmp_path):
+    audio = tmp_path / "audio"
+    tone(audio / "ok.wav")
+    outside = tone(tmp_path / "secret" / "outside.wav")  # a real audio file, but not in the audio folder
+    (audio / "link.wav").symlink_to(outside)  # a link inside the folder that points out of it
+    (audio / "unlisted_link.wav").symlink_to(outside)  # named by no row: found by the folder scan
+    table = tmp_path / "c.csv"
+    table.write_text(f"file,caption\nok.wav,fine\n../secret/outside.wav,up\n../../etc/passwd,up twice\n"
+                     f"{outside},absolute\nlink.wav,a link\n")
+    records, skipped = import_folder(audio, table, tmp_path / "out", progress=False)
+
+    assert [r["id"] for r in records] == ["ok.wav"]
+    reasons = dict(skipped)
+    # the same file named twice gets the ids "<name>" and "<name>#2"
+    assert list(reasons) == ["../secret/outside.wav", "../../etc/passwd", f"{outside.as_posix()}#2", "link.wav",
+                             "unlisted_link.wav"]
+    assert reasons["../../etc/passwd"] == (f"row 3: path '../../etc/passwd' leaves the audio folder {audio}; "
+                                           f"name files relative to it, inside it")
+    assert reasons.pop("unlisted_link.wav") == "unlisted_link.wav links to a file outside the audio folder"
+    assert all("leaves the audio folder" in reason for reason in reasons.values())
 
 
 def test_folder_table_without_file_column_is_refused(tmp_path):
