@@ -38,10 +38,13 @@ corpus: setup
 	$(BIN)/python -m data_prep.synth
 
 # The main job at the active profile: from the corpus to a song generated from a text prompt, notebooks 00-05
-# in order (executed copies in artifacts/<profile>/notebooks). It ends with the song, written to disk.
+# in order (executed copies in artifacts/<profile>/notebooks). It ends with the song, written to disk, and the
+# demo page of the profile's models (samod/demo_page.py): artifacts/<profile>/demo/index.html.
 demo: corpus
 	$(call execute,$(DEMO_NOTEBOOKS))
+	$(BIN)/python -m samod.demo_page
 	@echo "executed notebooks in $(PROFILE_ROOT)/notebooks; the song: $(PROFILE_ROOT)/generated/demo_song.flac"
+	@echo "the demo page: $(PROFILE_ROOT)/demo/index.html (open it in a browser)"
 
 # Every figure and table: every notebook in order, the analyses (06-09: Tables 2-3, Figure 4,
 # memorization, Stable Audio Open) after the main job.

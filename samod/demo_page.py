@@ -1,0 +1,296 @@
+"""The demo page: a static web page of generations, like the paper's demo page, built by `make demo`.
+
+Paper 1 (Stable Audio 2) and Stable Audio Open present their models with a page of players. This module
+writes one from a pipeline: out_dir/index.html with the FLAC files and spectrogram PNGs next to it, every
+link relative and nothing fetched from the network (no CDN, no remote fonts), so the folder can be opened
+from disk, copied, or served by any static server. Its sections:
+
+1. the model: the profile, the weights and their provenance (commit, steps, command where known);
+2. text to music (§2): a player and a spectrogram per prompt, with its seconds, seed, sampler, steps, CFG;
+3. variable length (§2.3): one prompt at a few lengths (seconds_total), each trimmed;
+4. audio to audio (SAO §2): an input song, the output, the prompt and the noise level, when songs are given;
+5. autoencoder reconstructions (§4.1, Table 5): original beside reconstruction when songs are given, with
+   the STFT / MEL distances and SI-SDR measured here on those songs, and any table passed in;
+6. memorization (§4.5): a generation beside its closest training songs, when candidates are passed in.
+
+Only numbers measured by this function or passed in by the caller appear on the page. The pipeline is used
+through `generate`, `encode`, `decode` and `window_seconds` only, so a Stable Audio Open pipeline
+(samod.pretrained) builds a page too. `python -m samod.demo_page` builds artifacts/<profile>/demo/index.html
+with the active profile's models and held-out corpus songs (`make demo` runs it after the notebooks).
+
+Shapes (glossary): A audio channels, T samples. Taught in notebooks/05_sampling.ipynb (the pipeline it calls).
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # the page is built without a display
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from samod.audio import save_audio
+from samod.display import plot_spectrogram
+from samod.metrics import reconstruction_metrics
+from samod.profiles import REPO_ROOT, SAMPLE_RATE, Profile, get_profile
+
+# The tiny profile's defaults: a handful of short generations with few solver steps, about a minute on 2 cores
+DEFAULT_PROMPTS = ("Genre: Jazz|Instruments: Piano, Double Bass|Moods: relaxed",
+                   "Genre: Rock|Instruments: Electric Guitar, Drums|Moods: energetic",
+                   "Genre: Bossa Nova|Instruments: Acoustic Guitar (nylon), Flute")
+STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+.item{display:flex;gap:16px;align-items:center;margin:1em 0;flex-wrap:wrap}.item img{width:480px;height:auto}
+.pair{display:flex;gap:24px;flex-wrap:wrap}.meta{font-size:13px}.meta code{white-space:pre-wrap}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+audio{width:320px}.note{color:#555;font-size:13px}"""
+
+
+class _Page:
+    """The folder being written: each clip becomes <name>.flac and <name>.png next to index.html."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.files: list[Path] = []
+
+    def clip(self, name: str, audio: np.ndarray, title: str = "") -> str:
+        """Write (A, T) audio as FLAC and its spectrogram as PNG; the HTML of a player beside the picture."""
+        audio = np.asarray(audio, dtype=np.float32)  # (A, T)
+        save_audio(self.out_dir / f"{name}.flac", audio)
+        fig, ax = plt.subplots(figsize=(6, 2.2))
+        plot_spectrogram(audio, SAMPLE_RATE, title=title[:70], ax=ax)
+        fig.tight_layout()
+        fig.savefig(self.out_dir / f"{name}.png", dpi=80)
+        plt.close(fig)
+        self.files += [self.out_dir / f"{name}.flac", self.out_dir / f"{name}.png"]
+        seconds = audio.shape[-1] / SAMPLE_RATE
+        return (f'<div><img src="{name}.png" alt="spectrogram of {html.escape(title)}"><br>'
+                f'<audio controls preload="metadata" src="{name}.flac"></audio>'
+                f'<div class="meta">{seconds:.2f} s</div></div>')
+
+
+def _meta(**fields) -> str:
+    """Settings as escaped 'name: value' lines."""
+    return "<div class='meta'>" + "<br>".join(f"<b>{html.escape(k)}</b>: {html.escape(str(v))}"
+                                              for k, v in fields.items()) + "</div>"
+
+
+def _table(rows: list[dict]) -> str:
+    """A list of dicts as an HTML table (columns: the union of keys, in order of appearance)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_number(row.get(c, '')))}</td>" for c in columns) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _number(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def weights_rows(profile: Profile | None = None, stage: str = "finetune") -> list[dict]:
+    """Which weights `load_pipeline` loads for a profile, with their provenance where the reference ships it."""
+    from samod.autoencoder_training import autoencoder_weights
+    from samod.clap_training import clap_weights
+    from samod.diffusion import diffusion_weights
+    from samod.reference import provenance
+    profile = profile or get_profile()
+    rows = []
+    for name, choice in (("autoencoder", autoencoder_weights(profile)), ("clap", clap_weights(profile)),
+                         (f"dit_{stage}", diffusion_weights(profile, stage))):
+        path = choice.path.relative_to(REPO_ROOT) if choice.path.is_relative_to(REPO_ROOT) else choice.path
+        row = {"stage": name, "file": str(path), "weights": "reference" if choice.reference else "own"}
+        if choice.reference:
+            info = provenance(name, profile)
+            row.update({k: info[k] for k in ("commit", "steps", "command", "hardware") if k in info})
+            row["wall minutes"] = round(info["wall_minutes"], 1)
+        rows.append(row)
+    return rows
+
+
+def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAULT_PROMPTS, seconds: float = 4.0,
+                    lengths: list[float] = (2.0, 4.0), length_prompt: str | None = None,
+                    songs: list[dict] = (), a2a_prompt: str | None = None, noise_level: float = 2.0,
+                    reconstruction_table: list[dict] | None = None, reconstruction_note: str = "",
+                    memorization: list[dict] | None = None, memorization_note: str = "",
+                    steps: int = 8, cfg_scale: float = 7.0, seed: int = 0, sampler: str = "dpmpp-3m-sde",
+                    title: str = "samod demo", profile: str | None = None, weights: list[dict] | None = None,
+                    progress: bool = True) -> Path:
+    """Write out_dir/index.html (and its FLAC and PNG files) and return its path.
+
+    prompts        text to music: one generation of `seconds` per prompt
+    lengths        variable length: `length_prompt` (default: the first prompt) at each of these seconds_total
+    songs          [{"name", "audio": (2, T) at 44.1 kHz}]: inputs of audio to audio (with `a2a_prompt`, default
+                   the first prompt, at init_noise_level `noise_level`) and of the autoencoder reconstructions
+    reconstruction_table  rows (dicts) of numbers measured elsewhere, e.g. Table 5 rows, shown as given with
+                   `reconstruction_note` saying where they come from
+    memorization   [{"prompt", "audio": (2, T) generation, "neighbours": [{"name", "similarity", "audio"?}]}]:
+                   precomputed candidates (samod.memorization), shown as given with `memorization_note`
+    steps, cfg_scale, seed, sampler  the sampling settings of every generation (few steps: a quick page)
+    profile, weights  named in the header: the profile and rows describing the weights (see `weights_rows`)
+    """
+    if not prompts:
+        raise ValueError("pass at least one prompt for the text-to-music section")
+    window = pipeline.window_seconds
+    too_long = [s for s in [seconds, *lengths] if not 0 < s <= window + 1e-6]
+    if too_long:
+        raise ValueError(f"every length must be in (0, {window:.2f}] s, the model's window; got {too_long}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = _Page(out_dir)
+    settings = dict(steps=steps, cfg_scale=cfg_scale, seed=seed, sampler=sampler)
+    shown = {"sampler": sampler, "steps": steps, "cfg": cfg_scale, "seed": seed}
+    started = time.perf_counter()
+    work = len(prompts) + len(lengths) + 2 * len(songs)
+    bar = tqdm(total=work, desc="demo page", disable=not progress)
+    sections = []
+
+    # 1. the model
+    header = [f"<h1>{html.escape(title)}</h1>",
+              _meta(profile=profile or "not stated", window=f"{window:.2f} s (longest generation)")]
+    if weights:
+        header.append(_table(weights))
+    sections.append("\n".join(header))
+
+    # 2. text to music
+    items = []
+    for k, prompt in enumerate(prompts):
+        t0 = time.perf_counter()
+        audio = pipeline.generate(prompt, seconds=seconds, progress=False, **settings)  # (2, T)
+        made = time.perf_counter() - t0
+        items.append(f"<div class='item'>{page.clip(f'text_to_music_{k}', audio, prompt)}"
+                     f"{_meta(prompt=prompt, seconds=seconds, **shown, **{'made in': f'{made:.1f} s'})}</div>")
+        bar.update()
+    sections.append("<h2>Text to music</h2>\n" + "\n".join(items))
+
+    # 3. variable length
+    if lengths:
+        prompt = length_prompt or prompts[0]
+        items = []
+        for k, length in enumerate(lengths):
+            audio = pipeline.generate(prompt, seconds=length, progress=False, **settings)  # (2, length * 44100)
+            items.append(page.clip(f"length_{k}", audio, f"seconds_total = {length:g}"))
+            bar.update()
+        sections.append(f"<h2>Variable length</h2>\n<p class='note'>One prompt, several seconds_total; the model "
+                        f"generates its whole window and the silence after seconds_total is trimmed.</p>"
+                        f"{_meta(prompt=prompt, seconds=', '.join(f'{s:g}' for s in lengths), **shown)}"
+                        f"<div class='pair'>{''.join(items)}</div>")
+
+    # 4. audio to audio
+    if songs:
+        prompt = a2a_prompt or prompts[0]
+        items = []
+        for k, song in enumerate(songs):
+            source = np.asarray(song["audio"], dtype=np.float32)  # (2, T)
+            length = min(source.shape[-1] / SAMPLE_RATE, window)
+            audio = pipeline.generate(prompt, seconds=length, init_audio=source, init_noise_level=noise_level,
+                                      progress=False, **settings)  # (2, T)
+            items.append(f"<div class='pair'>{page.clip(f'a2a_input_{k}', source, 'input: ' + song['name'])}"
+                         f"{page.clip(f'a2a_output_{k}', audio, 'output')}"
+                         f"{_meta(input=song['name'], prompt=prompt, **{'noise level': noise_level}, **shown)}</div>")
+            bar.update()
+        sections.append("<h2>Audio to audio</h2>\n<p class='note'>The input's latents are noised to the noise "
+                        "level (sigma) and denoised with the prompt.</p>" + "\n".join(items))
+
+    # 5. autoencoder reconstructions
+    if songs:
+        items, references, outputs = [], [], []
+        for k, song in enumerate(songs):
+            source = np.asarray(song["audio"], dtype=np.float32)  # (2, T)
+            decoded = pipeline.decode(pipeline.encode(torch.from_numpy(source)[None]))  # (1, 2, >= T)
+            decoded = decoded[0, :, :source.shape[-1]].float().cpu().numpy()  # (2, T)
+            references.append(source)
+            outputs.append(decoded)
+            items.append(f"<div class='pair'>{page.clip(f'original_{k}', source, 'original: ' + song['name'])}"
+                         f"{page.clip(f'reconstruction_{k}', decoded, 'reconstruction')}</div>")
+            bar.update()
+        measured = reconstruction_metrics(references, outputs, progress=False)
+        rows = [{"song": s["name"], **{m: measured["per_file"][m][k] for m in ("stft_distance", "mel_distance",
+                                                                                "si_sdr")}}
+                for k, s in enumerate(songs)]
+        extra = ""
+        if reconstruction_table:
+            extra = (f"<p class='note'>{html.escape(reconstruction_note or 'Numbers passed in by the caller.')}</p>"
+                     + _table(reconstruction_table))
+        sections.append("<h2>Autoencoder reconstructions</h2>\n" + "\n".join(items)
+                        + "<p class='note'>Measured on these songs (Table 5's metrics, samod.metrics): "
+                          "STFT and MEL distance (lower is closer), SI-SDR in dB (higher is closer).</p>"
+                        + _table(rows) + extra)
+
+    # 6. memorization
+    if memorization:
+        items = []
+        for k, candidate in enumerate(memorization):
+            neighbours = []
+            for j, n in enumerate(candidate["neighbours"]):
+                player = page.clip(f"memorization_{k}_neighbour_{j}", n["audio"], n["name"]) if "audio" in n else ""
+                similarity = f"{n['similarity']:.3f}"
+                neighbours.append(f"<div>{player}{_meta(song=n['name'], similarity=similarity)}</div>")
+            items.append(f"<div class='pair'>{page.clip(f'memorization_{k}', candidate['audio'], 'generation')}"
+                         f"{_meta(prompt=candidate['prompt'])}{''.join(neighbours)}</div>")
+        sections.append("<h2>Memorization candidates</h2>\n<p class='note'>"
+                        + html.escape(memorization_note or "Generations beside their closest training songs "
+                                      "(cosine similarity of embeddings), as passed in.")
+                        + "</p>" + "\n".join(items))
+
+    bar.close()
+    built = time.perf_counter() - started
+    footer = f"<p class='note'>Built in {built:.0f} s by samod.demo_page.</p>"
+    index = out_dir / "index.html"
+    index.write_text("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+                     "<link rel='icon' href='data:,'>"
+                     f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
+                     + "\n".join(sections) + f"\n{footer}\n</body></html>\n", encoding="utf-8")
+    return index
+
+
+def held_out_songs(profile: Profile | None = None, n: int = 2, seconds: float = 4.0) -> list[dict]:
+    """The first `seconds` of `n` held-out corpus songs (samod.data.split_records), from their start + 5 s."""
+    from samod.audio import load_audio
+    from samod.data import read_metadata, split_records
+    profile = profile or get_profile()
+    _, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
+    return [{"name": f"{r.get('id', Path(r['audio_path']).stem)} ({r.get('genre', '')})",
+             "audio": load_audio(r["audio_path"], start=5.0, seconds=seconds)} for r in held_out[:n]]
+
+
+def main(argv: list[str] | None = None) -> Path:
+    from samod.generation import load_pipeline
+    from samod.reference import provenance
+    parser = argparse.ArgumentParser(description="Build the demo page of the active profile "
+                                                 "(artifacts/<profile>/demo/index.html).")
+    parser.add_argument("--out", type=Path, default=None, help="folder of the page (default: <profile root>/demo)")
+    parser.add_argument("--steps", type=int, default=8, help="solver steps of every generation")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of the text-to-music generations")
+    parser.add_argument("--lengths", type=float, nargs="*", default=[2.0, 4.0],
+                        help="seconds_total of the variable-length section (none: no section)")
+    parser.add_argument("--songs", type=int, default=2, help="held-out corpus songs for reconstructions and "
+                                                              "audio to audio (0: none)")
+    args = parser.parse_args(argv)
+    profile = get_profile()
+    pipeline = load_pipeline(profile)
+    weights = weights_rows(profile)
+    table, note = None, ""
+    if weights[0]["weights"] == "reference":  # the reference autoencoder's own measurement, from its provenance
+        info = provenance("autoencoder", profile)
+        table = [{k: v for k, v in info["final"].items() if k in ("step", "stft_distance", "mel_distance",
+                                                                  "lowpass_stft_distance", "lowpass_mel_distance",
+                                                                  "identification")}]
+        note = (f"Measured when the reference autoencoder was trained, on {info.get('held_out_files', '?')} held-out "
+                f"songs (samod/weights/{profile.name}/autoencoder.json).")
+    songs = held_out_songs(profile, args.songs, args.seconds) if args.songs else []
+    index = build_demo_page(pipeline, args.out or profile.root / "demo", seconds=args.seconds, lengths=args.lengths, songs=songs,
+                            steps=args.steps, profile=profile.name, weights=weights, reconstruction_table=table,
+                            reconstruction_note=note, title=f"samod demo: the {profile.name} profile")
+    print(f"demo page: {index}")
+    return index
+
+
+if __name__ == "__main__":
+    main()

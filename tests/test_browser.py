@@ -1,0 +1,179 @@
+"""The demo page and the prompt widget in a real browser: headless Chromium, driven by Playwright.
+
+1. The demo page (built from the stand-in pipeline) over a local HTTP server: no console errors, every player
+   loads its FLAC file with the file's duration, every spectrogram decodes.
+2. samod.widget.PromptWidget in JupyterLab (a local server with a random token, on a notebook that shows the
+   widget over the stand-in): Generate shows a player and a spectrogram; an empty prompt shows the error.
+
+Nothing is downloaded: the system's Chromium is used.
+
+Needs `apt-get install chromium chromium-driver` (Debian, as root; .ci/run does it) and `pip install playwright`
+(requirements-dev.txt); without them the tests are skipped and say so."""
+import functools
+import http.server
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from demo_stand_in import build_stand_in_page
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WAIT_MS = 20_000  # every wait is bounded
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright: "
+                                   "pip install -r requirements-dev.txt (never `playwright install`)")
+    if not CHROMIUM.exists():
+        pytest.skip(f"the browser tests need Chromium at {CHROMIUM}: apt-get install chromium chromium-driver")
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM), headless=True,
+            args=ARGS)
+        yield context
+        context.close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def served_page(tmp_path_factory):
+    """The stand-in's page served by http.server on a free localhost port, in a thread; stopped afterwards."""
+    index = build_stand_in_page(tmp_path_factory.mktemp("demo"))
+    handler = functools.partial(QuietHandler, directory=str(index.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # port 0: a free one
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield index, f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_page_loads_in_chromium(browser, served_page):
+    index, url = served_page
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
+    page.goto(url, wait_until="load", timeout=WAIT_MS)
+
+    # 1. every player has loaded its metadata (readyState >= 1) and knows its duration
+    page.wait_for_function("[...document.querySelectorAll('audio')].every(a => a.readyState >= 1 || a.error)",
+                           timeout=WAIT_MS)
+    players = page.eval_on_selector_all("audio", "all => all.map(a => ({src: a.getAttribute('src'), "
+                                                 "duration: a.duration, error: a.error && a.error.code}))")
+    assert len(players) == 10
+    for player in players:
+        assert player["error"] is None, player
+        expected = sf.info(str(index.parent / player["src"])).duration
+        assert player["duration"] == pytest.approx(expected, rel=0.01), player
+
+    # 2. every spectrogram decoded
+    page.wait_for_function("[...document.images].every(i => i.complete)", timeout=WAIT_MS)
+    images = page.eval_on_selector_all("img", "all => all.map(i => [i.getAttribute('src'), i.naturalWidth])")
+    assert len(images) == 10 and all(width > 0 for _, width in images), images
+
+    # 3. nothing went wrong on the way
+    assert errors == []
+    page.close()
+
+
+# --- the prompt widget in JupyterLab ------------------------------------------------------------------
+
+TESTS = Path(__file__).resolve().parent
+WIDGET_CELL = """from demo_stand_in import SinePipeline
+from samod.widget import PromptWidget
+widget = PromptWidget(SinePipeline(), prompt="Genre: Jazz|Instruments: Piano", seconds=1.0, steps=3)
+widget.show();"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path):
+    """JupyterLab on a free port with a random token, serving a notebook that shows the widget; stopped afterwards."""
+    notebook = {"cells": [{"cell_type": "code", "execution_count": None, "id": "widget", "metadata": {},
+                           "outputs": [], "source": WIDGET_CELL}],
+                "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+                "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "widget.ipynb").write_text(json.dumps(notebook))
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)]),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
+    log = (tmp_path / "jupyter.log").open("w")
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}",
+               "--LabApp.extension_manager=readonly", "--LabApp.news_url=None",  # nothing fetched from PyPI or the web
+               *(["--allow-root"] if os.geteuid() == 0 else [])]
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # bounded wait for the server to answer
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start: {(tmp_path / 'jupyter.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/lab/tree/widget.ipynb?token={token}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+        log.close()
+
+
+def test_prompt_widget_in_jupyterlab(browser, jupyter_lab):
+    page = browser.new_page()
+    page.goto(jupyter_lab, wait_until="load", timeout=60_000)
+    # 1. run the cell once the kernel is idle: the form appears
+    page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)  # the kernel is connected
+    page.click(".jp-Notebook .jp-Cell .cm-content")
+    page.keyboard.press("Shift+Enter")
+    generate = page.locator(".jp-OutputArea button", has_text="Generate")
+    generate.wait_for(timeout=60_000)
+
+    # 2. Generate: a player with its audio and a decoded spectrogram in the widget's output
+    generate.click()
+    page.wait_for_function("() => { const a = document.querySelector('.jp-OutputArea audio');"
+                           " return a && a.readyState >= 1; }", timeout=WAIT_MS)
+    duration = page.eval_on_selector(".jp-OutputArea audio", "a => a.duration")
+    assert duration == pytest.approx(1.0, rel=0.01)
+    page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea img')]"
+                           ".some(i => i.complete && i.naturalWidth > 0)", timeout=WAIT_MS)
+    page.locator(".jp-OutputArea", has_text="1.0 s of audio").first.wait_for(timeout=WAIT_MS)
+
+    # 3. an empty prompt: the error is shown in the form
+    page.fill(".jp-OutputArea .widget-textarea textarea", "")
+    generate.click()
+    page.locator(".jp-OutputArea", has_text="error: the prompt is empty").first.wait_for(timeout=WAIT_MS)
+    page.close()

@@ -1,0 +1,74 @@
+"""The demo page (samod/demo_page.py), built from a stand-in pipeline of sine waves: every file it links
+exists next to it, prompts are escaped, nothing points at the network, the FLAC files have their lengths."""
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from demo_stand_in import PROMPTS, SinePipeline, build_stand_in_page
+from samod.demo_page import build_demo_page
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    return build_stand_in_page(tmp_path_factory.mktemp("demo"))
+
+
+def sources(text: str, tag: str) -> list[str]:
+    return re.findall(rf'<{tag}\b[^>]*\bsrc="([^"]+)"', text)
+
+
+def test_page_is_written_with_every_section(page):
+    text = page.read_text()
+    assert page.name == "index.html"
+    for heading in ("Text to music", "Variable length", "Audio to audio", "Autoencoder reconstructions",
+                    "Memorization candidates"):
+        assert f"<h2>{heading}</h2>" in text
+    assert "abc123" in text and "tiny" in text  # the header names the profile and the weights' provenance
+
+
+def test_every_linked_file_exists_next_to_the_page(page):
+    text = page.read_text()
+    audio, images = sources(text, "audio"), sources(text, "img")
+    # 2 prompts + 2 lengths + (input, output) + (original, reconstruction) + generation and 1 neighbour
+    assert len(audio) == 10 and len(images) == 10
+    for src in audio + images:
+        assert "/" not in src and (page.parent / src).is_file(), src
+
+
+def test_prompts_are_escaped(page):
+    text = page.read_text()
+    assert "<script>" not in text and "<b>bold</b>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "song_007 &lt;jazz&gt;" in text
+
+
+def test_nothing_points_at_the_network(page):
+    assert not re.search(r"https?://", page.read_text())
+
+
+def test_flac_files_have_the_requested_lengths(page):
+    for name, seconds in [("text_to_music_0", 1.5), ("length_0", 1.0), ("length_1", 2.5), ("a2a_output_0", 2.0),
+                          ("reconstruction_0", 2.0)]:
+        audio, rate = sf.read(page.parent / f"{name}.flac")
+        assert rate == 44100 and audio.shape == (round(seconds * 44100), 2), name
+        assert np.abs(audio).max() > 0.1, name
+
+
+def test_reconstruction_numbers_are_measured_or_passed_in(page):
+    text = page.read_text()
+    assert "passed in by the test" in text and "2.2" in text
+    assert "stft_distance" in text and "si_sdr" in text  # measured on the song shown
+
+
+def test_optional_sections_are_left_out(tmp_path):
+    text = build_demo_page(SinePipeline(), tmp_path, prompts=PROMPTS[:1], seconds=1.0, lengths=[], steps=2,
+                           progress=False).read_text()
+    assert "<h2>Text to music</h2>" in text
+    assert all(h not in text for h in ("Variable length", "Audio to audio", "Autoencoder", "Memorization"))
+
+
+def test_lengths_beyond_the_window_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="window"):
+        build_demo_page(SinePipeline(), tmp_path, prompts=PROMPTS[:1], seconds=1.0, lengths=[7.0], progress=False)
