@@ -1,10 +1,12 @@
 """The demo page (samod/demo_page.py), built from a stand-in pipeline of sine waves: every file it links
-exists next to it, prompts are escaped, nothing points at the network, the FLAC files have their lengths."""
+exists next to it, prompts are escaped, nothing points at the network, the FLAC files have their lengths;
+and once from samod's own Pipeline with random weights at toy sizes."""
 import re
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from demo_stand_in import PROMPTS, SinePipeline, build_stand_in_page
 from samod.demo_page import build_demo_page
@@ -72,3 +74,41 @@ def test_optional_sections_are_left_out(tmp_path):
 def test_lengths_beyond_the_window_are_refused(tmp_path):
     with pytest.raises(ValueError, match="window"):
         build_demo_page(SinePipeline(), tmp_path, prompts=PROMPTS[:1], seconds=1.0, lengths=[7.0], progress=False)
+
+
+class TextStub(torch.nn.Module):
+    """features(prompts) -> ((B, S, E) tokens, (B, S) mask), one fixed random token row per prompt length."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.width = width
+
+    def features(self, prompts):
+        tokens = torch.stack([torch.randn(4, self.width, generator=torch.Generator().manual_seed(len(p)))
+                              for p in prompts])  # (B, S, E)
+        return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool)
+
+
+def test_a_random_samod_pipeline_builds_the_page(tmp_path):
+    """samod's own Pipeline (random weights, toy sizes): the page uses only its public calls."""
+    from dataclasses import replace
+
+    from samod.autoencoder import Autoencoder, AutoencoderConfig
+    from samod.diffusion import DiffusionModel
+    from samod.dit import DiTConfig
+    from samod.generation import Pipeline
+
+    torch.manual_seed(0)
+    autoencoder = Autoencoder(replace(AutoencoderConfig.tiny(), channels=4, latent_dim=8)).eval()
+    dit = replace(DiTConfig.tiny(), width=32, depth=1, heads=2, cross_kv_heads=1, latent_channels=8)
+    model = DiffusionModel(dit).eval()
+    pipeline = Pipeline(autoencoder, model, TextStub(dit.cond_dim), window_frames=64)  # 2.97 s window
+    song = {"name": "noise", "audio": 0.1 * np.random.default_rng(0).standard_normal((2, 44100)).astype(np.float32)}
+    index = build_demo_page(pipeline, tmp_path, prompts=PROMPTS, seconds=1.0, lengths=[0.5, 2.0], songs=[song],
+                            steps=2, progress=False)
+    text = index.read_text()
+    for src in sources(text, "audio") + sources(text, "img"):
+        assert (tmp_path / src).is_file(), src
+    for name, seconds in [("text_to_music_1", 1.0), ("length_1", 2.0), ("a2a_output_0", 1.0),
+                          ("reconstruction_0", 1.0)]:
+        assert sf.info(str(tmp_path / f"{name}.flac")).frames == round(seconds * 44100), name
