@@ -159,13 +159,14 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
     sections.append("\n".join(header))
 
     # 2. text to music
+    t0 = time.perf_counter()
+    renders = pipeline.generate(list(prompts), seconds=seconds, progress=False, **settings)  # [(2, T)], one batch
+    made = (time.perf_counter() - t0) / len(prompts)
     items = []
-    for k, prompt in enumerate(prompts):
-        t0 = time.perf_counter()
-        audio = pipeline.generate(prompt, seconds=seconds, progress=False, **settings)  # (2, T)
-        made = time.perf_counter() - t0
+    for k, (prompt, audio) in enumerate(zip(prompts, renders)):
+        made_in = {"made in": f"{made:.1f} s each (one batch of {len(prompts)})"}
         items.append(f"<div class='item'>{page.clip(f'text_to_music_{k}', audio, prompt)}"
-                     f"{_meta(prompt=prompt, seconds=seconds, **shown, **{'made in': f'{made:.1f} s'})}</div>")
+                     f"{_meta(prompt=prompt, seconds=seconds, **shown, **made_in)}</div>")
         bar.update()
     sections.append("<h2>Text to music</h2>\n" + "\n".join(items))
 
@@ -267,14 +268,22 @@ def main(argv: list[str] | None = None) -> Path:
                                                  "(artifacts/<profile>/demo/index.html).")
     parser.add_argument("--out", type=Path, default=None, help="folder of the page (default: <profile root>/demo)")
     parser.add_argument("--steps", type=int, default=8, help="solver steps of every generation")
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of the text-to-music generations")
-    parser.add_argument("--lengths", type=float, nargs="*", default=[2.0, 4.0],
-                        help="seconds_total of the variable-length section (none: no section)")
+    parser.add_argument("--seconds", type=float, default=None, help="length of the text-to-music generations "
+                        "(default: the shorter of the lengths below)")
+    parser.add_argument("--lengths", type=float, nargs="*", default=None,
+                        help="seconds_total of the variable-length section (default: the quartiles of the "
+                             "training songs' lengths, which the DiT learned to end at; none given: no section)")
     parser.add_argument("--songs", type=int, default=2, help="held-out corpus songs for reconstructions and "
                                                               "audio to audio (0: none)")
     args = parser.parse_args(argv)
     profile = get_profile()
     pipeline = load_pipeline(profile)
+    if args.lengths is None:  # lengths the model was trained to end at (a shorter one asks it to extrapolate)
+        from samod.data import read_metadata, split_records
+        from samod.generation import length_quartiles
+        training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
+        args.lengths = length_quartiles(training, pipeline.window_seconds)
+    args.seconds = args.seconds or min(args.lengths, default=pipeline.window_seconds / 3)
     weights = weights_rows(profile)
     table, note = None, ""
     if weights[0]["weights"] == "reference":  # the reference autoencoder's own measurement, from its provenance

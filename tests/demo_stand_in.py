@@ -24,6 +24,9 @@ class SinePipeline:
         for i in range(steps):
             if callback is not None:
                 callback({"i": i})
+        if not isinstance(prompt, str):  # a list of prompts: a list of arrays, as samod's Pipeline
+            return [self.generate(p, seconds, steps=steps, cfg_scale=cfg_scale, seed=seed, sampler=sampler,
+                                  init_audio=init_audio, init_noise_level=init_noise_level) for p in prompt]
         t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE  # (T,)
         frequency = 220.0 * (1 + len(prompt) % 5) + seed
         wave = 0.3 * np.sin(2 * np.pi * frequency * t).astype(np.float32)
