@@ -35,7 +35,7 @@ from samod.audio import load_audio
 from samod.clap import (CONFIG_NAME, ClapEncoder, ClapModelConfig, contrastive_loss, positive_targets,
                         train_clap_tokenizer)
 from samod.data import SongDataset, build_prompt, prompt_fields, read_metadata, split_records
-from samod.metrics import recall_at_k, zero_shot_accuracy
+from samod.generation_metrics import recall_at_k, zero_shot_accuracy
 from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
 from samod.reference import WeightsChoice, load_reference, provenance, reference_file, weights_for
 from samod.train import CHECKPOINT_NAME, OptimizerConfig, StepBatches, Trainer, TrainConfig, load_weights

@@ -214,7 +214,7 @@ def plot_history(history: list[dict], keys: list[str], title: str = "", ax=None,
 
 
 def plot_peak_memory(measured: dict):
-    """Peak memory of full vs chunked decoding against the audio length (autoencoder_training.decode_peak_memory)."""
+    """Peak memory of full vs chunked decoding against the audio length (autoencoder_evaluation.decode_peak_memory)."""
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(measured["seconds"], measured["full"], "o-", label="full decode")
     ax.plot(measured["seconds"], measured["chunked"], "s-", label="chunked decode (128 latents, overlap 32)")

@@ -2,10 +2,10 @@
 
 Paper 1 §4.1 scores generations with stable-audio-metrics: a Frechet distance on openl3 frames
 (FD_openl3), a KL divergence between PaSST's AudioSet tag distributions (KL_passt), and a CLAP score
-with LAION-CLAP. The formulas live in samod/metrics.py; this file holds the networks that turn audio
-into the embeddings and logits those formulas compare. A metric is only as meaningful as its
-network, so every embedder carries a `name` and every table prints it: an FD on CREPE frames is not
-an FD_openl3, and nothing here pretends to be a model it is not.
+with LAION-CLAP. The formulas live in samod/generation_metrics.py; this file holds the networks that
+turn audio into the embeddings and logits those formulas compare. A metric is only as meaningful as
+its network, so every embedder carries a `name` and every table prints it: an FD on CREPE frames is
+not an FD_openl3, and nothing here pretends to be a model it is not.
 
 Two kinds of embedder:
 
@@ -275,8 +275,9 @@ class ClapGenreTagger:
 
     Each file is cut into windows (the CLAP window, half of it as hop); each window's logits are
     logit_scale * cos(audio window, class text), one class per genre (the mean embedding over the
-    genre's prompt forms, as zero-shot classification in notebook 02). metrics.kl_divergence then
-    averages over windows and applies the softmax, as KL_passt does with PaSST's logits.
+    genre's prompt forms, as zero-shot classification in notebook 02).
+    generation_metrics.kl_divergence then averages over windows and applies the softmax, as KL_passt
+    does with PaSST's logits.
     """
 
     def __init__(self, scorer: ClapScorer, genres: list[str]):
@@ -335,7 +336,8 @@ class PasstTagger:
     """KL_passt as stable-audio-metrics: PaSST logits over 527 AudioSet classes, 32 kHz mono, 10 s every 5 s.
 
     Needs `pip install hear21passt` with its checkpoint already in the torch hub cache (samod never
-    downloads it). metrics.kl_divergence averages the window logits and applies the softmax.
+    downloads it). generation_metrics.kl_divergence averages the window logits and applies the
+    softmax.
     """
     name = "PaSST (hear21passt, AudioSet 527 classes) logits, 32 kHz mono, 10 s windows, hop 5 s (KL_passt)"
     sample_rate = 32000

@@ -13,11 +13,12 @@ Song Describer CSV when the user has it) and two baselines that put the numbers 
 - generation with shuffled prompts: every render answers another song's prompt, so a model that
   follows its text scores worse on KL and CLAP score here than with the right prompts.
 
-The metric formulas and the table writer (metrics.write_table, for a Scorer's rows) are in
-samod/metrics.py, the networks that embed the audio in samod/embedders.py and the figure of the rows
-(display.plot_rows) in samod/display.py; every table names its embedders. Renders are written under
-artifacts/<profile>/generated/evaluation/ with the prompts, settings and the DiT checkpoint's SHA-256,
-and reused when those match (notebook 08 scores the same renders for memorization).
+The metric formulas are in samod/generation_metrics.py, the table writer (metrics.write_table, for a
+Scorer's rows) in samod/metrics.py, the networks that embed the audio in samod/embedders.py and the
+figure of the rows (display.plot_rows) in samod/display.py; every table names its embedders. Renders
+are written under artifacts/<profile>/generated/evaluation/ with the prompts, settings and the DiT
+checkpoint's SHA-256, and reused when those match (notebook 08 scores the same renders for
+memorization).
 
 Shapes: audio (A, T) stereo 44.1 kHz per file. Taught in notebooks/06_evaluation.ipynb.
 """
@@ -35,9 +36,9 @@ import torch
 from tqdm.auto import tqdm
 
 from samod.audio import load_audio, save_audio
-from samod import metrics
 from samod.generation import SamplingConfig
-from samod.metrics import clap_score, frechet_distance, kl_divergence, window_logits_mean
+from samod.generation_metrics import (bootstrap_interval, clap_score, frechet_distance, kl_divergence,
+                                      window_logits_mean)
 from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
 from samod.train import file_sha256
 
@@ -247,8 +248,8 @@ class Scorer:
         clap = clap_score(audio_embeddings, self.clap.embed_text(renders.prompts), per_item=True)  # (N,)
         return {"model": renders.name, "seconds": round(renders.audio[0].shape[-1] / SAMPLE_RATE, 2),
                 "FD": frechet_distance(self.embed_fd(renders.audio), self.reference_fd_rows),
-                "KL": float(kl.mean()), "KL interval": metrics.bootstrap_interval(kl),
-                "CLAP score": float(clap.mean()), "CLAP score interval": metrics.bootstrap_interval(clap),
+                "KL": float(kl.mean()), "KL interval": bootstrap_interval(kl),
+                "CLAP score": float(clap.mean()), "CLAP score interval": bootstrap_interval(clap),
                 "inference seconds": renders.seconds_per_item, "n": len(renders.audio), "source": "measured",
                 "per prompt": {"KL": kl.tolist(), "CLAP score": clap.tolist()}}
 
@@ -257,5 +258,5 @@ def paired_margin(row: dict, baseline: dict, key: str) -> dict:
     """row minus baseline on `key` ("KL" or "CLAP score"), prompt by prompt (the same prompts in both):
     the mean difference and its 95 % bootstrap interval."""
     difference = np.asarray(row["per prompt"][key]) - np.asarray(baseline["per prompt"][key])  # (N,)
-    low, high = metrics.bootstrap_interval(difference)
+    low, high = bootstrap_interval(difference)
     return {"difference": float(difference.mean()), "low": low, "high": high}

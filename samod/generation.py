@@ -270,7 +270,7 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
     clip_seconds of each render are decoded and embedded (CLAP hears a window of its own length anyway).
     Other keywords (cfg_scale, ...) go to the sampler, as in `Pipeline.generate`."""
     from samod.clap_training import genre_prompts
-    from samod.metrics import bootstrap_interval, zero_shot_accuracy
+    from samod.generation_metrics import bootstrap_interval, zero_shot_accuracy
     clap = clap or pipeline.text_encoder
     rate, overlap = pipeline.latent_rate, pipeline.autoencoder.config.chunk_overlap
     clip_seconds = min(clip_seconds or seconds, seconds)

@@ -166,7 +166,8 @@ def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 
     Checkpoints go to <profile>/checkpoints/reference/autoencoder/ (apart from the notebook's own run):
     rerunning resumes where it stopped.
     """
-    from samod.autoencoder_training import AutoencoderRecipe, table5, train_autoencoder
+    from samod.autoencoder_evaluation import table5
+    from samod.autoencoder_training import AutoencoderRecipe, train_autoencoder
     from samod.data import read_metadata, split_records
 
     facts = run_facts()  # the code that trains, not the code that is checked out when it ends

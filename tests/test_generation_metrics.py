@@ -1,4 +1,4 @@
-"""Generation metrics (samod/metrics.py section 5): Frechet distance, KL divergence, CLAP score.
+"""Generation metrics (samod/generation_metrics.py): Frechet distance, KL divergence, CLAP score.
 
 Each test checks a formula against a number known in closed form or by hand; no model is loaded.
 """
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from samod.metrics import (Embedder, clap_score, frechet_distance, frechet_distance_from_stats,
-                           gaussian_stats, kl_divergence, kl_divergence_probs, window_logits_mean)
+from samod.generation_metrics import (Embedder, clap_score, frechet_distance, frechet_distance_from_stats,
+                                      gaussian_stats, kl_divergence, kl_divergence_probs,
+                                      window_logits_mean)
 
 
 def _rng(seed: int = 0) -> np.random.Generator:
@@ -164,10 +165,32 @@ def test_reversed_and_strided_arrays_are_accepted():
     assert frechet_distance(logits[:, ::-1], logits[:, ::-1].copy()) == pytest.approx(0.0, abs=1e-9)
 
 
+# --- retrieval (Recall@k, zero-shot accuracy) ----------------------------------------------------
+
+def test_recall_at_k_on_a_known_ranking():
+    from samod.generation_metrics import recall_at_k
+    sim = torch.tensor([[0.9, 0.1, 0.0],   # match first
+                        [0.8, 0.5, 0.1],   # match second
+                        [0.7, 0.6, 0.2]])  # match third
+    assert recall_at_k(sim, 1) == pytest.approx(1 / 3)
+    assert recall_at_k(sim, 2) == pytest.approx(2 / 3)
+    assert recall_at_k(sim, 3) == 1.0
+    assert recall_at_k(sim.T, 1) == pytest.approx(2 / 3)  # audio-to-text: audio 0 and 2 find their text
+    with pytest.raises(ValueError, match="square"):
+        recall_at_k(torch.zeros(2, 3), 1)
+
+
+def test_zero_shot_accuracy():
+    from samod.generation_metrics import zero_shot_accuracy
+    classes = torch.eye(3)
+    audio = torch.tensor([[1.0, 0.1, 0], [0, 0.2, 1.0], [0, 1.0, 0.3], [1.0, 0, 0]])
+    assert zero_shot_accuracy(audio, classes, [0, 2, 1, 1]) == 0.75
+
+
 # --- bootstrap interval --------------------------------------------------------------------------
 
 def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_values():
-    from samod.metrics import bootstrap_interval
+    from samod.generation_metrics import bootstrap_interval
     rng = _rng(3)
     small, large = rng.normal(1.0, 1.0, 20), rng.normal(1.0, 1.0, 2000)
     low, high = bootstrap_interval(small)
@@ -273,7 +296,7 @@ def test_prompt_adherence_can_embed_the_middle_of_a_longer_render():
 # --- musical activity ----------------------------------------------------------------------------
 
 def test_activity_counts_notes_and_sees_none_in_a_drone():
-    from samod.metrics import activity, activity_range
+    from samod.generation_metrics import activity, activity_range
     sr = 44100
     t = np.arange(4 * sr) / sr
     drone = 0.3 * np.sin(2 * np.pi * 220 * t)

@@ -164,26 +164,6 @@ def test_published_table5():
     assert len(TABLE5_HEADER) == 7
 
 
-def test_recall_at_k_on_a_known_ranking():
-    from samod.metrics import recall_at_k
-    sim = torch.tensor([[0.9, 0.1, 0.0],   # match first
-                        [0.8, 0.5, 0.1],   # match second
-                        [0.7, 0.6, 0.2]])  # match third
-    assert recall_at_k(sim, 1) == pytest.approx(1 / 3)
-    assert recall_at_k(sim, 2) == pytest.approx(2 / 3)
-    assert recall_at_k(sim, 3) == 1.0
-    assert recall_at_k(sim.T, 1) == pytest.approx(2 / 3)  # audio-to-text: audio 0 and 2 find their text
-    with pytest.raises(ValueError, match="square"):
-        recall_at_k(torch.zeros(2, 3), 1)
-
-
-def test_zero_shot_accuracy():
-    from samod.metrics import zero_shot_accuracy
-    classes = torch.eye(3)
-    audio = torch.tensor([[1.0, 0.1, 0], [0, 0.2, 1.0], [0, 1.0, 0.3], [1.0, 0, 0]])
-    assert zero_shot_accuracy(audio, classes, [0, 2, 1, 1]) == 0.75
-
-
 # ---------------------------------------------------------------------------------------------------
 # Input dependence: does an output follow its own input?
 # ---------------------------------------------------------------------------------------------------

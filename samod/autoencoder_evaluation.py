@@ -1,0 +1,97 @@
+"""Evaluating the trained snake VAE: paper 1 Table 5 against two baselines, and decode memory.
+
+Paper 1 §4.3 scores the autoencoder on its own, since it sets a quality ceiling for the whole system:
+`table5` encodes and decodes held-out songs and scores the reconstructions, a same-size low-pass and
+silence with the metrics of samod/metrics.py (STFT and MEL distance, SI-SDR, input dependence, the
+silence gap). `decode_peak_memory` measures the extra peak memory of full and chunked decoding
+(Autoencoder.decode vs decode_chunked) against the audio length, one fresh process per measurement.
+
+Training the VAE is in samod/autoencoder_training.py. Shapes (glossary): A audio channels (2),
+T samples. Taught in notebooks/01_autoencoder.ipynb.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import torch
+
+from samod.audio import load_audio
+from samod.autoencoder import Autoencoder, AutoencoderConfig
+from samod.metrics import (input_dependence, lowpass_baseline, reconstruction_metrics, silence_baseline,
+                           silence_gap_db, table5_row)
+from samod.profiles import get_profile
+
+
+def table5(model: Autoencoder, records: list[dict], seconds: float = 10.0, start: float = 5.0,
+           seed: int = 0, progress: bool = True) -> tuple[list[dict], dict]:
+    """Paper 1 Table 5 rows for `model` and the two baselines on `seconds` of each song from `start`.
+
+    Rows: the VAE (a posterior sample decoded, as the reference does at inference), the same-size
+    low-pass (as many numbers per second as the latent holds) and silence. Returns (rows, details).
+    Each row also carries `input_dependence` (does each output follow its own song more than the
+    others?), in details[name]["input_dependence"]; the VAE's details add "silence_gap_db": how much
+    quieter its output for a silent clip of the same length is than its output for the songs.
+    """
+    cfg = model.config
+    references = []
+    for r in records:
+        audio = torch.from_numpy(load_audio(r["audio_path"], start=min(start, max(r["seconds"] - seconds, 0)),
+                                            seconds=seconds))  # (2, T)
+        references.append(audio[:, : audio.shape[1] // cfg.downsampling * cfg.downsampling])
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        reconstructions = [model(a[None], generator=generator).reconstruction[0] for a in references]
+        decoded_silence = model(torch.zeros_like(references[0])[None], generator=generator).reconstruction[0]
+    numbers_per_second = cfg.latent_dim * cfg.latent_rate
+    lowpass = [torch.as_tensor(lowpass_baseline(a, numbers_per_second)) for a in references]
+    silence = [torch.as_tensor(silence_baseline(a)) for a in references]
+    rows, details = [], {}
+    for name, outputs, rate, channels in ((f"samod VAE ({get_profile().name})", reconstructions, cfg.latent_rate, cfg.latent_dim),
+                                          (f"low-pass, {numbers_per_second:.0f} numbers/s", lowpass, None, None),
+                                          ("silence", silence, None, None)):
+        metrics = reconstruction_metrics(references, outputs, cfg.sample_rate, progress=progress)
+        dependence = input_dependence(references, outputs, cfg.sample_rate)
+        rows.append(table5_row(name, metrics, cfg.sample_rate, rate, channels, input_dependence=dependence))
+        details[name] = {**metrics, "input_dependence": dependence}
+    details[rows[0]["model"]]["silence_gap_db"] = silence_gap_db(decoded_silence, reconstructions)
+    return rows, details
+
+
+def _decode_peak_rss(config: dict, frames: int, chunked: bool) -> None:
+    """Child process: print the extra peak resident memory (MB) of decoding `frames` latents."""
+    torch.manual_seed(0)
+    model = Autoencoder(AutoencoderConfig(**config)).eval()
+    latents = torch.randn(1, model.config.latent_dim, frames)
+
+    def status(field: str) -> float:  # MB, from the kernel's account of this process
+        line = next(l for l in open("/proc/self/status") if l.startswith(field + ":"))
+        return int(line.split()[1]) / 1024
+
+    before = status("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current size, so imports do not count
+    with torch.no_grad():
+        (model.decode_chunked if chunked else model.decode)(latents)
+    print(status("VmHWM") - before)
+
+
+def decode_peak_memory(config: AutoencoderConfig, seconds: list[float]) -> dict[str, list[float]]:
+    """Extra peak memory (MB) of full and chunked decoding of `seconds` of audio, one fresh process each.
+
+    On a CPU the honest measure is the operating system's peak resident size (Linux: VmHWM, reset
+    just before decoding) of a process that does nothing else; on a GPU torch.cuda.max_memory_allocated
+    does the same job.
+    """
+    import subprocess
+    import sys
+
+    out = {"seconds": list(seconds), "full": [], "chunked": []}
+    for s in seconds:
+        for mode in ("full", "chunked"):
+            call = (f"from samod.autoencoder_evaluation import _decode_peak_rss; "
+                    f"_decode_peak_rss({asdict(config)!r}, {int(s * config.latent_rate)}, {mode == 'chunked'})")
+            run = subprocess.run([sys.executable, "-c", call], capture_output=True, text=True, timeout=600)
+            if run.returncode != 0:
+                raise RuntimeError(f"memory measurement failed: {run.stderr.strip()[-500:]}")
+            out[mode].append(float(run.stdout.split()[-1]))
+    return out
