@@ -282,10 +282,14 @@ class _Writer:
         self.tracks[role].notes.append(pretty_midi.Note(v, int(pitch), start, start + max(steps, 0.5) * self.step))
 
 
-def compose(seed: int, min_seconds: float, max_seconds: float) -> Song:
-    """Compose one song whose length lies in [min_seconds, max_seconds]; everything follows from `seed`."""
+def compose(seed: int, min_seconds: float, max_seconds: float, genre: Genre | None = None) -> Song:
+    """Compose one song whose length lies in [min_seconds, max_seconds]; everything follows from `seed`.
+
+    `genre`: a Genre row of one's own (a style the corpus lacks, notebooks/10_fine_tuning.ipynb) instead of
+    one drawn from GENRES; the draw is made anyway, so the songs of GENRES stay the same."""
     rng = np.random.default_rng(seed)  # every draw below comes from here, in a fixed order
-    genre = GENRES[rng.integers(len(GENRES))]
+    drawn = GENRES[rng.integers(len(GENRES))]
+    genre = genre or drawn
     bpm = int(rng.integers(genre.bpm[0], genre.bpm[1] + 1))
     mode = str(rng.choice(genre.modes))
     root = int(rng.integers(12))

@@ -14,6 +14,9 @@ identical metadata and identical audio, whatever the number of workers. An inter
 rerun with the same arguments, resumes where it stopped (data_prep/common.py); a song that fails
 to render or comes out silent is skipped with its reason and listed in DIR/skipped.txt.
 
+`render_style(genre, out_dir, n_songs)` renders songs of a Genre row of one's own (a style the corpus lacks)
+with a captions table for data_prep.importers.import_folder: the data of notebooks/10_fine_tuning.ipynb.
+
 Without arguments beyond --out, the active profile's corpus size is used (samod/profiles.py).
 The renderer is TinySoundFont unless FluidSynth is asked for (--renderer fluidsynth or
 SAMOD_RENDERER=fluidsynth): the default corpus is the same whatever a machine has installed.
@@ -31,7 +34,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from data_prep.common import Progress
-from data_prep.compose import compose
+from data_prep.compose import Genre, compose
 from data_prep.render import get_renderer
 from samod.audio import SILENCE_PEAK, save_audio
 from samod.profiles import SAMPLE_RATE, get_profile
@@ -100,6 +103,36 @@ def build_corpus(out_dir: str | Path, n_songs: int, seed: int = 0, min_seconds: 
             bar.update()
     bar.close()
     return state.finish(ids)
+
+
+def render_style(genre: Genre, out_dir: str | Path, n_songs: int, seed: int = 0, min_seconds: float = 20.0,
+                 max_seconds: float = 30.0, renderer: str = "auto", progress: bool = True) -> list[dict]:
+    """Render `n_songs` songs of one Genre row (a style of one's own) into out_dir/audio/ and write
+    out_dir/captions.csv: the table that import_folder(out_dir / "audio", out_dir / "captions.csv", ...)
+    (data_prep/importers.py) reads, with path (relative to out_dir/audio), genre, bpm, key, moods and
+    instruments; no caption, so prompts are made from the metadata as for the corpus. Returns the records
+    (id, path, seconds and the song's metadata). Song i has the seed seed * 1_000_000 + i; files already
+    written are kept. Taught in notebooks/10_fine_tuning.ipynb."""
+    import csv
+    out_dir, renderer_obj = Path(out_dir), get_renderer(renderer)
+    (out_dir / "audio").mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in tqdm(range(n_songs), desc=f"rendering {genre.name}", unit="song", disable=not progress):
+        sid, song = song_id(i), compose(song_seed(seed, i), min_seconds, max_seconds, genre=genre)
+        path = out_dir / "audio" / f"{sid}.flac"
+        if not path.exists():
+            tmp = path.with_name(f".{sid}.tmp.flac")
+            save_audio(tmp, renderer_obj.render(song.midi, song.seconds), SAMPLE_RATE)  # (2, samples)
+            os.replace(tmp, path)  # appears whole or not at all
+        records.append({"id": sid, "path": f"audio/{sid}.flac", "seconds": round(song.seconds, 4),
+                        **song.metadata()})
+    with open(out_dir / "captions.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "genre", "bpm", "key", "moods", "instruments"])
+        for r in records:
+            writer.writerow([f"{r['id']}.flac", r["genre"], r["bpm"], r["key"], ", ".join(r["moods"]),
+                             ", ".join(r["instruments"])])
+    return records
 
 
 def main(argv: list[str] | None = None) -> None:

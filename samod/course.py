@@ -128,6 +128,14 @@ def _parameters(d: dict) -> str:
         f"{name} {counts['Total'] / 1e6:.1f} M" for name, counts in d["counted"].items()) + "."
 
 
+def _finetune(d: dict) -> str:
+    return (f"A rank-{d['rank']} LoRA adapter trains {d['trainable_ratio']:.1%} of the DiT's parameters, saved in "
+            f"{d['adapter_bytes'] / 1e3:.0f} kB; after {d['steps']} steps on {d['training_songs']} {d['style']} songs "
+            f"the generations' CLAP similarity to held-out {d['style']} songs changes by {d['difference']:+.2f} "
+            f"(95 % interval {d['difference_low']:+.2f} to {d['difference_high']:+.2f}, {d['held_out_songs']} prompts; "
+            f"towards held-out corpus songs {d['control_difference']:+.2f}).")
+
+
 FACTS: dict[str, list[Fact]] = {
     "00": [Fact("tempo_recovery.json", _tempo)],
     "01": [Fact("table5_autoencoder.json", _table5)],
@@ -139,6 +147,7 @@ FACTS: dict[str, list[Fact]] = {
     "06": [Fact("evaluation.json", _evaluation)],
     "07": [Fact("structure_validation.json", _structure)],
     "08": [Fact("memorization.json", _memorization)],
+    "10": [Fact("finetune_style.json", _finetune)],
 }
 
 

@@ -27,6 +27,7 @@ weights and the DiT config). Loading it onto another base model is refused, nami
     python -m samod.finetune --data DIR --captions captions.csv --window 30 --lora-rank 8 --steps 500
 
 Symbols: r the LoRA rank, alpha its scale (the update is multiplied by alpha / r). Shapes as in samod/dit.py.
+Taught in notebooks/10_fine_tuning.ipynb.
 """
 from __future__ import annotations
 

@@ -17,9 +17,9 @@ import soundfile as sf
 
 from data_prep import synth
 from data_prep.common import METADATA, PROGRESS, SKIPPED
-from data_prep.compose import GENRES, TAIL_SECONDS, VARIATIONS, compose, genre_names, plan_sections
+from data_prep.compose import GENRES, TAIL_SECONDS, VARIATIONS, Genre, compose, genre_names, plan_sections
 from data_prep.render import (PEAK, FluidSynthRenderer, TinySoundFontRenderer, get_renderer, normalise)
-from data_prep.synth import build_corpus, song_id, song_seed
+from data_prep.synth import build_corpus, render_style, song_id, song_seed
 from data_prep.tempo import tempo_matches
 from samod.profiles import SAMPLE_RATE
 
@@ -423,3 +423,36 @@ def test_tempo_matches():
     assert tempo_matches(62.0, 120) and not tempo_matches(63.0, 120)  # 4 % of the half tempo: 2.4 BPM
     assert not tempo_matches(180.0, 120) and not tempo_matches(80.0, 120)  # 3:2 and 2:3 are not accepted
     assert tempo_matches(125.5, 120, tolerance=0.05)
+
+
+# ---------------------------------------------------------------- a style of one's own
+
+CALYPSO = Genre("calypso", bpm=(185, 200), modes=("major",), groove="bossa", bass_style="bossa",
+                chord_style="stabs", bass=(58,), harmony=(12,), lead=(114,), pad=(),
+                moods=("sunny", "festive", "carefree", "bouncy"))
+
+
+def test_compose_with_a_genre_of_ones_own_keeps_the_corpus_songs():
+    song = compose(5, MIN_S, MAX_S, genre=CALYPSO)
+    assert song.genre is CALYPSO and 185 <= song.bpm <= 200
+    assert {"Tuba", "Marimba", "Steel Drums"} <= set(song.instrument_names())
+    assert compose(5, MIN_S, MAX_S).genre in GENRES  # without a genre: the corpus's draw, as before
+    assert compose(5, MIN_S, MAX_S).metadata() == compose(5, MIN_S, MAX_S, genre=None).metadata()
+
+
+def test_render_style_writes_audio_and_a_captions_table_the_folder_importer_reads(tmp_path):
+    from data_prep.importers import import_folder
+    records = render_style(CALYPSO, tmp_path / "style", 2, seed=3, min_seconds=MIN_S, max_seconds=MAX_S,
+                           renderer="tinysoundfont", progress=False)
+    assert [r["genre"] for r in records] == ["calypso", "calypso"]
+    imported, skipped = import_folder(tmp_path / "style" / "audio", tmp_path / "style" / "captions.csv",
+                                      tmp_path / "corpus", progress=False)
+    assert len(imported) == 2 and not skipped
+    by_id = {r["id"]: r for r in imported}
+    for r in records:
+        got = by_id[f"{r['id']}.flac"]
+        assert got["genre"] == "calypso" and got["bpm"] == r["bpm"] and got["instruments"] == r["instruments"]
+        assert abs(got["seconds"] - r["seconds"]) < 0.05
+    again = render_style(CALYPSO, tmp_path / "style", 2, seed=3, min_seconds=MIN_S, max_seconds=MAX_S,
+                         renderer="tinysoundfont", progress=False)
+    assert again == records  # the same seed, the same songs; files already written are kept
