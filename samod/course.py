@@ -164,13 +164,22 @@ def measured_facts(notebook: str, profile: Profile | None = None) -> tuple[list[
     reference = (REFERENCE_FIGURES, "the tiny profile's reference run (figures/, `make reference-figures`)")
     folders = [(profile.figures_dir, f"your last run at the {profile.name} profile ({profile.figures_dir})")]
     if profile.name == "tiny":
-        folders = [reference] if profile.figures_dir.resolve() == REFERENCE_FIGURES.resolve() else folders + [reference]
+        same = profile.figures_dir.resolve() == REFERENCE_FIGURES.resolve()
+        folders = [reference] if same else folders + [reference]
     for folder, source in folders:
         found = [(fact, folder / fact.file) for fact in FACTS[notebook] if (folder / fact.file).exists()]
         found = [(fact, path) for fact, path in found if _profile_of(json.loads(path.read_text())) == profile.name]
         if found:
-            return [fact.sentence(json.loads(path.read_text())) for fact, path in found], source
+            return [_sentence(fact, path) for fact, path in found], source
     return [], ""
+
+
+def _sentence(fact: Fact, path: Path) -> str:
+    """A fact's sentence; a file written by an older version of its notebook says so instead of failing."""
+    try:
+        return fact.sentence(json.loads(path.read_text()))
+    except (KeyError, IndexError, TypeError) as missing:
+        return f"({path.name} lacks {missing}: it comes from an older run; rerun the notebook to measure it again)"
 
 
 def what_you_will_see(notebook: str, profile: Profile | None = None):

@@ -53,6 +53,13 @@ def test_every_notebook_with_facts_opens_with_its_box():
         assert f'what_you_will_see("{notebook}")' in "".join(first_code["source"]), path.name
 
 
+def test_a_file_from_an_older_run_is_named_not_fatal(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAMOD_FIGURES", str(tmp_path))
+    (tmp_path / "generation_checks.json").write_text(json.dumps({"profile": "tiny", "timing_adherence": {}}))
+    sentences, _ = measured_facts("05", get_profile("tiny"))
+    assert all("older run" in s for s in sentences) and len(sentences) == 2
+
+
 def test_an_unknown_notebook_is_refused():
     with pytest.raises(ValueError, match="known are"):
         measured_facts("99")
