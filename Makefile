@@ -46,8 +46,8 @@ demo: corpus
 	@echo "executed notebooks in $(PROFILE_ROOT)/notebooks; the song: $(PROFILE_ROOT)/generated/demo_song.flac"
 	@echo "the demo page: $(PROFILE_ROOT)/demo/index.html (open it in a browser)"
 
-# Every figure and table: every notebook in order, the analyses (06-09: Tables 2-3, Figure 4,
-# memorization, Stable Audio Open) after the main job.
+# Every figure and table: every notebook in order, the analyses (06-10: Tables 2-3, Figure 4,
+# memorization, Stable Audio Open, fine-tuning) after the main job.
 figures: corpus
 	$(call execute,$(NOTEBOOKS))
 	@echo "executed notebooks in $(PROFILE_ROOT)/notebooks; figures and tables in $(FIGURES_DIR)"

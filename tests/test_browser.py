@@ -30,7 +30,7 @@ from demo_stand_in import build_stand_in_page
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-WAIT_MS = 20_000  # every wait is bounded
+WAIT_MS = 120_000 if os.environ.get("SAMOD_SCREENSHOTS") else 20_000  # every wait is bounded
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +99,14 @@ def test_page_loads_in_chromium(browser, served_page):
 # --- the prompt widget in JupyterLab ------------------------------------------------------------------
 
 TESTS = Path(__file__).resolve().parent
-WIDGET_CELL = """from demo_stand_in import SinePipeline
+SCREENSHOTS = "SAMOD_SCREENSHOTS"  # a folder: save screenshots of the widget and of the profile's demo page there
+# the stand-in by default (fast); with SAMOD_SCREENSHOTS, the active profile's trained models (load_pipeline)
+WIDGET_PIPELINE = ("load_pipeline()", "from samod.generation import load_pipeline") if os.environ.get(SCREENSHOTS) \
+    else ("SinePipeline()", "from demo_stand_in import SinePipeline")
+WIDGET_SECONDS = 10.0 if os.environ.get(SCREENSHOTS) else 1.0
+WIDGET_CELL = f"""{WIDGET_PIPELINE[1]}
 from samod.widget import PromptWidget
-widget = PromptWidget(SinePipeline(), prompt="Genre: Jazz|Instruments: Piano", seconds=1.0, steps=3)
+widget = PromptWidget({WIDGET_PIPELINE[0]}, prompt="Genre: Jazz|Instruments: Piano", seconds={WIDGET_SECONDS}, steps=10)
 widget.show();"""
 
 
@@ -167,13 +172,31 @@ def test_prompt_widget_in_jupyterlab(browser, jupyter_lab):
     page.wait_for_function("() => { const a = document.querySelector('.jp-OutputArea audio');"
                            " return a && a.readyState >= 1; }", timeout=WAIT_MS)
     duration = page.eval_on_selector(".jp-OutputArea audio", "a => a.duration")
-    assert duration == pytest.approx(1.0, rel=0.01)
+    assert duration == pytest.approx(WIDGET_SECONDS, rel=0.01)
     page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea img')]"
                            ".some(i => i.complete && i.naturalWidth > 0)", timeout=WAIT_MS)
-    page.locator(".jp-OutputArea", has_text="1.0 s of audio").first.wait_for(timeout=WAIT_MS)
+    page.locator(".jp-OutputArea", has_text=f"{WIDGET_SECONDS} s of audio").first.wait_for(timeout=WAIT_MS)
+
+    if os.environ.get(SCREENSHOTS):  # the committed figure: figures/widget_jupyterlab.png
+        page.screenshot(path=str(Path(os.environ[SCREENSHOTS]) / "widget_jupyterlab.png"))
 
     # 3. an empty prompt: the error is shown in the form
     page.fill(".jp-OutputArea .widget-textarea textarea", "")
     generate.click()
     page.locator(".jp-OutputArea", has_text="error: the prompt is empty").first.wait_for(timeout=WAIT_MS)
+    page.close()
+
+
+def test_screenshot_of_the_demo_page(browser):
+    """With SAMOD_SCREENSHOTS: the active profile's demo page (make demo builds it) as figures/demo_page.png."""
+    if not os.environ.get(SCREENSHOTS):
+        pytest.skip(f"set {SCREENSHOTS}=DIR to save screenshots of the demo page and the widget")
+    from samod.profiles import get_profile
+    index = get_profile().root / "demo" / "index.html"
+    if not index.exists():
+        pytest.skip(f"no demo page at {index}: run `python -m samod.demo_page` (make demo) first")
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(index.as_uri(), wait_until="load", timeout=60_000)
+    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=WAIT_MS)
+    page.screenshot(path=str(Path(os.environ[SCREENSHOTS]) / "demo_page.png"))
     page.close()
