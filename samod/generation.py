@@ -272,7 +272,7 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
     from samod.clap_training import genre_prompts
     from samod.generation_metrics import bootstrap_interval, zero_shot_accuracy
     clap = clap or pipeline.text_encoder
-    rate, overlap = pipeline.latent_rate, pipeline.autoencoder.config.chunk_overlap
+    rate, margin = pipeline.latent_rate, pipeline.autoencoder.config.chunk_overlap // 2  # what chunking crops
     clip_seconds = min(clip_seconds or seconds, seconds)
     first = math.floor((seconds - clip_seconds) / 2 * rate)  # latent frames of the middle clip
     last = first + math.ceil(clip_seconds * rate)
@@ -281,7 +281,7 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
     for k in range(0, len(prompts), batch_size):
         latents = pipeline.generate_latents(prompts[k:k + batch_size], seconds, steps=steps, seed=seed + k // batch_size,
                                             sampler=sampler, progress=False, **settings)  # (b, D, L)
-        lo, hi = max(first - overlap, 0), min(last + overlap, latents.shape[-1])  # a margin decodes the clip exactly
+        lo, hi = max(first - margin, 0), min(last + margin, latents.shape[-1])  # a margin decodes the clip exactly
         audio = pipeline.decode(latents[..., lo:hi])  # (b, A, (hi - lo) * 2048)
         start = (first - lo) * pipeline.autoencoder.config.downsampling
         renders += list(audio[..., start:start + round(clip_seconds * SAMPLE_RATE)].float().cpu())

@@ -129,6 +129,8 @@ def jupyter_lab(tmp_path):
            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
+    if os.environ.get(SCREENSHOTS):  # the profile's default models (the unit tests' conftest asks for their own)
+        env.pop("SAMOD_WEIGHTS", None)
     log = (tmp_path / "jupyter.log").open("w")
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}",
@@ -195,7 +197,8 @@ def test_screenshot_of_the_demo_page(browser):
     index = get_profile().root / "demo" / "index.html"
     if not index.exists():
         pytest.skip(f"no demo page at {index}: run `python -m samod.demo_page` (make demo) first")
-    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1280, "height": 1400})
     page.goto(index.as_uri(), wait_until="load", timeout=60_000)
     page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=WAIT_MS)
     page.screenshot(path=str(Path(os.environ[SCREENSHOTS]) / "demo_page.png"))
