@@ -36,6 +36,7 @@ import hashlib
 import json
 import math
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -232,6 +233,11 @@ def finetune(model: DiffusionModel, text_encoder: nn.Module, cache: str | Path, 
     if dataset.latent_channels != model.config.latent_channels:
         raise ValueError(f"the latent cache has {dataset.latent_channels} channels, the DiT expects "
                          f"{model.config.latent_channels}: encode the songs with the base model's autoencoder")
+    longest = max(record["seconds"] for record in dataset.records)
+    if config.window_seconds > longest:  # allowed: every window then ends in silence after seconds_total
+        warnings.warn(f"the window ({config.window_seconds:g} s) is longer than every song (the longest is "
+                      f"{longest:.1f} s): each window is padded with silence after seconds_total, which teaches "
+                      f"the model where songs end but spends steps on silence; a shorter --window trains on more music")
     batch_size = min(config.batch_size, len(dataset))  # a few songs still fill a batch
     train_config = TrainConfig(steps=config.steps, ema_decay=config.ema_decay, log_every=1, seed=config.seed,
                                checkpoint_every=config.checkpoint_every, progress=progress,

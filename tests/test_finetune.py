@@ -189,6 +189,14 @@ def test_lora_training_changes_only_the_adapter_and_resumes(tmp_path):
     assert [h["step"] for h in history] == [1, 2, 3, 4]
 
 
+def test_a_window_longer_than_every_song_is_allowed_with_a_warning(tmp_path):
+    cache = write_cache(tmp_path / "latents")  # songs of 20, 45 and 30 s
+    config = FinetuneConfig(window_seconds=50.0, steps=1, batch_size=2, checkpoint_every=1)
+    with pytest.warns(UserWarning, match="longer than every song"):
+        finetune(add_adapter(base_model(), AdapterConfig(rank=2)), FixedText(), cache, config, tmp_path / "run",
+                 progress=False)
+
+
 def test_lora_on_a_stable_audio_open_checkpoint_trains_saves_and_generates(tmp_path):
     paths = write_random_stable_audio_open(tmp_path / "sao", seed=0)
     pipe = load_stable_audio_open(paths["checkpoint"], paths["config"], paths["t5"], device="cpu")
