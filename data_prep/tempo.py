@@ -43,11 +43,12 @@ def tempo_matches(estimate: float, bpm: float, tolerance: float = TOLERANCE) -> 
     return any(abs(estimate - bpm * k) <= tolerance * bpm * k for k in (0.5, 1.0, 2.0))
 
 
-def _estimate_all(paths: list[str], workers: int, progress: bool, attempts: int = 3) -> list[float]:
+def _estimate_all(paths: list[str], workers: int, progress: bool, attempts: int = 6) -> list[float]:
     """estimate_bpm of every path in worker processes. Spawned, not forked: a fork of a process that already
     runs torch / OpenMP threads (a Jupyter kernel) can kill a worker abruptly. A worker can still die now
-    and then (librosa's numba kernels); the songs it left unfinished are retried in a fresh pool, and a song
-    that fails `attempts` times counts as not recovered (NaN), with a warning."""
+    and then (librosa's numba kernels); the songs that were not finished when it died are retried in a
+    fresh pool (those finished before or after are kept), and a song still missing after `attempts` pools
+    counts as not recovered (NaN), with a warning."""
     estimates: dict[int, float] = {}
     bar = tqdm(total=len(paths), desc="beat tracking", disable=not progress)
     for attempt in range(attempts):
@@ -61,7 +62,7 @@ def _estimate_all(paths: list[str], workers: int, progress: bool, attempts: int 
                     estimates[i] = future.result()
                     bar.update(1)
                 except BrokenProcessPool:
-                    break  # the pool is gone: retry what is left in a fresh one
+                    continue  # a worker died with this song unfinished: retried in the next pool
     bar.close()
     missing = [paths[i] for i in range(len(paths)) if i not in estimates]
     if missing:
