@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from samod.profiles import REPO_ROOT, Profile, get_profile
@@ -167,19 +166,20 @@ def measured_facts(notebook: str, profile: Profile | None = None) -> tuple[list[
         same = profile.figures_dir.resolve() == REFERENCE_FIGURES.resolve()
         folders = [reference] if same else folders + [reference]
     for folder, source in folders:
-        found = [(fact, folder / fact.file) for fact in FACTS[notebook] if (folder / fact.file).exists()]
-        found = [(fact, path) for fact, path in found if _profile_of(json.loads(path.read_text())) == profile.name]
+        numbers = {fact.file: json.loads((folder / fact.file).read_text())
+                   for fact in FACTS[notebook] if (folder / fact.file).exists()}
+        found = [fact for fact in FACTS[notebook] if _profile_of(numbers.get(fact.file, {})) == profile.name]
         if found:
-            return [_sentence(fact, path) for fact, path in found], source
+            return [_sentence(fact, numbers[fact.file]) for fact in found], source
     return [], ""
 
 
-def _sentence(fact: Fact, path: Path) -> str:
+def _sentence(fact: Fact, numbers: dict) -> str:
     """A fact's sentence; a file written by an older version of its notebook says so instead of failing."""
     try:
-        return fact.sentence(json.loads(path.read_text()))
+        return fact.sentence(numbers)
     except (KeyError, IndexError, TypeError) as missing:
-        return f"({path.name} lacks {missing}: it comes from an older run; rerun the notebook to measure it again)"
+        return f"({fact.file} lacks {missing}: it comes from an older run; rerun the notebook to measure it again)"
 
 
 def what_you_will_see(notebook: str, profile: Profile | None = None):

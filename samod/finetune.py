@@ -46,6 +46,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from samod.checkpoints import check_keys
 from samod.diffusion import DiffusionModel, DiffusionStage
 from samod.train import OptimizerConfig, StepBatches, Trainer, TrainConfig
 
@@ -201,9 +202,8 @@ def load_adapter(model: DiffusionModel, folder: str | Path) -> DiffusionModel:
     state = load_file(str(folder / ADAPTER_WEIGHTS))
     if description["mode"] == "lora":
         add_adapter(model, AdapterConfig(**description["adapter"]))
-        result = peft.set_peft_model_state_dict(model, state)
-        if result.unexpected_keys:
-            raise ValueError(f"{folder / ADAPTER_WEIGHTS} has weights no layer takes: {result.unexpected_keys[:5]}")
+        check_keys(peft.get_peft_model_state_dict(model), state, f"the adapter layers of {folder / ADAPTER_CONFIG}")
+        peft.set_peft_model_state_dict(model, state)
     else:
         full_finetuning(model)
         model.load_state_dict(state)
