@@ -269,26 +269,40 @@ class Autoencoder(nn.Module):
             kept = end
         return spans
 
+    @staticmethod
+    def _by_item(x: torch.Tensor, f) -> torch.Tensor:
+        """f(x) for a batch x; on the CPU one item at a time. Same output: a chunk of one item keeps the
+        working set in the CPU's caches, about twice as fast at tiny (8 x 60 s decoded, 2 cores)."""
+        if x.device.type != "cpu" or len(x) == 1:
+            return f(x)
+        return torch.cat([f(x[i:i + 1]) for i in range(len(x))])
+
     @torch.no_grad()
     def decode_chunked(self, latents: torch.Tensor, samples: int | None = None) -> torch.Tensor:
         """`decode` in overlapping chunks of `chunk_latents` frames: equal output, bounded memory."""
         n = self.config.downsampling
-        out = []
-        for start, keep_from, keep_to in self._chunks(latents.shape[-1]):
-            audio = self.decode(latents[..., start:start + self.config.chunk_latents])  # (B, A, chunk * n)
-            out.append(audio[..., (keep_from - start) * n:(keep_to - start) * n])
-        return torch.cat(out, dim=-1)[..., :samples]  # (B, A, L * n)
+
+        def decode(z):  # (B, D, L) -> (B, A, L * n)
+            out = []
+            for start, keep_from, keep_to in self._chunks(z.shape[-1]):
+                audio = self.decode(z[..., start:start + self.config.chunk_latents])  # (B, A, chunk * n)
+                out.append(audio[..., (keep_from - start) * n:(keep_to - start) * n])
+            return torch.cat(out, dim=-1)
+        return self._by_item(latents, decode)[..., :samples]  # (B, A, L * n)
 
     @torch.no_grad()
     def encode_distribution_chunked(self, audio: torch.Tensor) -> torch.Tensor:
         """`encode_distribution` in overlapping chunks (in latent frames, as decode_chunked); bounded memory."""
         audio = self.pad(self._check_audio(audio))  # (B, A, L * n)
         n = self.config.downsampling
-        parts = []
-        for start, keep_from, keep_to in self._chunks(audio.shape[-1] // n):
-            h = self.encoder(audio[..., start * n:(start + self.config.chunk_latents) * n])  # (B, 2D, chunk)
-            parts.append(h[..., keep_from - start:keep_to - start])
-        return torch.cat(parts, dim=-1)  # (B, 2D, L)
+
+        def encode(x):  # (B, A, L * n) -> (B, 2D, L)
+            parts = []
+            for start, keep_from, keep_to in self._chunks(x.shape[-1] // n):
+                h = self.encoder(x[..., start * n:(start + self.config.chunk_latents) * n])  # (B, 2D, chunk)
+                parts.append(h[..., keep_from - start:keep_to - start])
+            return torch.cat(parts, dim=-1)
+        return self._by_item(audio, encode)
 
     @torch.no_grad()
     def encode_chunked(self, audio: torch.Tensor, generator: torch.Generator | None = None,

@@ -88,7 +88,7 @@ class Pipeline:
     @torch.no_grad()
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, A, T) audio -> (B, D, L) latents as the DiT sees them (posterior mean / latent_scale)."""
-        return self.autoencoder.encode(audio.to(self.device), sample=False) / self.latent_scale
+        return self.autoencoder.encode_chunked(audio.to(self.device), sample=False) / self.latent_scale
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

@@ -158,3 +158,17 @@ def test_chunked_encode_equals_full_encode():
         chunked = model.encode_chunked(audio, sample=False)
     assert chunked.shape == full.shape == (1, 4, 300)
     assert (chunked - full).abs().max() < 1e-5 * max(1.0, full.abs().max().item())
+
+
+def test_chunked_batches_equal_their_items():
+    # on the CPU the chunked paths run one item at a time: a batch gives each item's own result
+    model = randomised(Autoencoder(TINY_WIDTH), seed=9).eval()
+    latents = torch.randn(3, 4, 300, generator=torch.Generator().manual_seed(10))
+    audio = torch.randn(3, 2, 2048 * 200, generator=torch.Generator().manual_seed(11)) * 0.1
+    with torch.no_grad():
+        decoded, encoded = model.decode_chunked(latents), model.encode_chunked(audio, sample=False)
+        for i in range(3):
+            assert (decoded[i] - model.decode(latents[i:i + 1])[0]).abs().max() < 1e-5
+            assert (encoded[i] - model.encode(audio[i:i + 1], sample=False)[0]).abs().max() < 1e-5
+    assert decoded.shape == (3, 2, 300 * 2048) and encoded.shape == (3, 4, 200)
+    assert (decoded[0] - decoded[1]).abs().max() > 1e-4  # items are not mixed up or repeated

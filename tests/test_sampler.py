@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from kdiffusion_peer import load as load_kdiffusion
-from samod.sampler import (SAMPLERS, Denoiser, audio_to_audio_start, get_sigmas, init_noise, make_uncond, sample,
-                           sample_dpmpp_2m, sample_dpmpp_2m_sde, sample_dpmpp_3m_sde, sigma_to_t, t_to_sigma)
+from samod.sampler import (CPU_PIECE, SAMPLERS, Denoiser, audio_to_audio_start, get_sigmas, init_noise, make_uncond,
+                           sample, sample_dpmpp_2m, sample_dpmpp_2m_sde, sample_dpmpp_3m_sde, sigma_to_t, t_to_sigma)
 
 B, D, L, N, E = 2, 4, 6, 3, 5  # batch, latent channels, latent frames, text tokens, embedding width
 
@@ -98,6 +98,18 @@ def test_denoiser_matches_written_formula():
     written = x / (s**2 + 1) - s / (s**2 + 1).sqrt() * model(x / (s**2 + 1).sqrt(), sigma_to_t(sigma), **cond)
     torch.testing.assert_close(ours, written, rtol=1e-12, atol=1e-12)
 
+
+
+def test_large_cpu_batches_run_in_pieces_with_the_same_numbers():
+    model, g = ToyVModel(), torch.Generator().manual_seed(3)
+    cond = {"context": torch.randn(10, N, E, generator=g, dtype=torch.float64),
+            "global_cond": torch.randn(10, 2 * E, generator=g, dtype=torch.float64)}
+    x, t = torch.randn(10, D, L, generator=g, dtype=torch.float64), torch.rand(10, generator=g, dtype=torch.float64)
+    v = Denoiser(model, cond, make_uncond(cond), cfg_scale=7.0).v(x, t)
+    assert model.batch_sizes == [CPU_PIECE] * 5  # both branches (20 items) in pieces
+    one = [{k: c[i:i + 1] for k, c in cond.items()} for i in range(10)]  # each item's own conditioning
+    each = [Denoiser(model, one[i], make_uncond(one[i]), cfg_scale=7.0).v(x[i:i + 1], t[i:i + 1]) for i in range(10)]
+    torch.testing.assert_close(v, torch.cat(each), rtol=1e-12, atol=1e-12)
 
 def test_denoiser_matches_k_diffusion_v_denoiser():
     kd = load_kdiffusion()
