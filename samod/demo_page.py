@@ -11,7 +11,9 @@ from disk, copied, or served by any static server. Its sections:
 4. audio to audio (SAO §2): an input song, the output, the prompt and the noise level, when songs are given;
 5. autoencoder reconstructions (§4.1, Table 5): original beside reconstruction when songs are given, with
    the STFT / MEL distances and SI-SDR measured here on those songs, and any table passed in;
-6. memorization (§4.5): a generation beside its closest training songs, when candidates are passed in.
+6. memorization (§4.5): each text-to-music generation beside its closest training songs, with their
+   similarity and the replica threshold measured by a `samod.memorization.TrainingSetSearch`, or candidates
+   passed in (for example notebook 08's).
 
 Only numbers measured by this function or passed in by the caller appear on the page. The pipeline is used
 through `generate`, `encode`, `decode` and `window_seconds` only, so a Stable Audio Open pipeline
@@ -58,21 +60,26 @@ class _Page:
     def __init__(self, out_dir: Path):
         self.out_dir = out_dir
         self.files: list[Path] = []
+        self.players: dict[str, str] = {}  # name -> the HTML of a clip already written
 
     def clip(self, name: str, audio: np.ndarray, title: str = "") -> str:
-        """Write (A, T) audio as FLAC and its spectrogram as PNG; the HTML of a player beside the picture."""
+        """Write (A, T) audio as FLAC and its spectrogram as PNG; the HTML of a player beside the picture.
+        A name already written is not written again (its player is reused)."""
+        if name in self.players:
+            return self.players[name]
         audio = np.asarray(audio, dtype=np.float32)  # (A, T)
         save_audio(self.out_dir / f"{name}.flac", audio)
         fig, ax = plt.subplots(figsize=(6, 2.2))
-        plot_spectrogram(audio, SAMPLE_RATE, title=title[:70], ax=ax)
-        fig.tight_layout()
+        plot_spectrogram(audio, SAMPLE_RATE, title=title[:70], ax=ax, max_frames=500)  # 480 pixels wide
+        fig.subplots_adjust(left=0.13, right=0.98, bottom=0.2, top=0.88)  # fixed margins: one draw, not two
         fig.savefig(self.out_dir / f"{name}.png", dpi=80)
         plt.close(fig)
         self.files += [self.out_dir / f"{name}.flac", self.out_dir / f"{name}.png"]
         seconds = audio.shape[-1] / SAMPLE_RATE
-        return (f'<div><img src="{name}.png" alt="spectrogram of {html.escape(title)}"><br>'
-                f'<audio controls preload="metadata" src="{name}.flac"></audio>'
-                f'<div class="meta">{seconds:.2f} s</div></div>')
+        self.players[name] = (f'<div><img src="{name}.png" alt="spectrogram of {html.escape(title)}"><br>'
+                              f'<audio controls preload="metadata" src="{name}.flac"></audio>'
+                              f'<div class="meta">{seconds:.2f} s</div></div>')
+        return self.players[name]
 
 
 def _meta(**fields) -> str:
@@ -118,7 +125,8 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
                     lengths: list[float] = (2.0, 4.0), length_prompt: str | None = None,
                     songs: list[dict] = (), a2a_prompt: str | None = None, noise_level: float = 2.0,
                     reconstruction_table: list[dict] | None = None, reconstruction_note: str = "",
-                    memorization: list[dict] | None = None, memorization_note: str = "",
+                    training_search=None, memorization: list[dict] | None = None, memorization_note: str = "",
+                    neighbour_seconds: float = 10.0,
                     steps: int = 8, cfg_scale: float = 7.0, seed: int = 0, sampler: str = "dpmpp-3m-sde",
                     title: str = "samod demo", profile: str | None = None, weights: list[dict] | None = None,
                     progress: bool = True) -> Path:
@@ -130,8 +138,10 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
                    the first prompt, at init_noise_level `noise_level`) and of the autoencoder reconstructions
     reconstruction_table  rows (dicts) of numbers measured elsewhere, e.g. Table 5 rows, shown as given with
                    `reconstruction_note` saying where they come from
-    memorization   [{"prompt", "audio": (2, T) generation, "neighbours": [{"name", "similarity", "audio"?}]}]:
-                   precomputed candidates (samod.memorization), shown as given with `memorization_note`
+    training_search  a samod.memorization.TrainingSetSearch over the songs the model trained on: each
+                   text-to-music generation is shown beside its three closest ones (`neighbour_seconds` of each)
+    memorization   or candidates computed elsewhere, [{"prompt", "audio": (2, T) generation, "neighbours":
+                   [{"name", "similarity", "audio"?}]}], shown as given with `memorization_note`
     steps, cfg_scale, seed, sampler  the sampling settings of every generation (few steps: a quick page)
     profile, weights  named in the header: the profile and rows describing the weights (see `weights_rows`)
     """
@@ -147,7 +157,7 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
     settings = dict(steps=steps, cfg_scale=cfg_scale, seed=seed, sampler=sampler)
     shown = {"sampler": sampler, "steps": steps, "cfg": cfg_scale, "seed": seed}
     started = time.perf_counter()
-    work = len(prompts) + len(lengths) + 2 * len(songs)
+    work = len(prompts) + len(lengths) + 2 * len(songs) + (training_search is not None)
     bar = tqdm(total=work, desc="demo page", disable=not progress)
     sections = []
 
@@ -225,16 +235,38 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
                         + _table(rows) + extra)
 
     # 6. memorization
+    threshold = None
+    if training_search is not None:
+        from samod.audio import load_audio
+        nearest = training_search.nearest(renders, k=3)  # per generation: its 3 closest training songs
+        memorization = [{"prompt": prompt, "audio": audio, "clip": f"text_to_music_{k}", "neighbours": [
+                            {**n, "audio": load_audio(n["path"], start=0.0, seconds=neighbour_seconds),
+                             "clip": f"training_song_{n['index']}"} for n in row]}
+                        for k, (prompt, audio, row) in enumerate(zip(prompts, renders, nearest))]
+        threshold = training_search.threshold
+        memorization_note = (
+            f"Each text-to-music generation above beside its three closest training songs (the first "
+            f"{neighbour_seconds:g} s of each): cosine similarity of {training_search.embedder.name} embeddings, "
+            f"centred on the training mean (samod.memorization, notebook 08). "
+            + (f"Replicas planted in the training set (-3 dB, 10 ms later) are all above {threshold:.3f} and "
+               f"every pair of different training songs below it: a neighbour above it would be a copy."
+               if threshold is not None else "This embedding does not separate planted replicas from different "
+               "songs, so a high similarity here is not evidence of a copy."))
+        bar.update()
     if memorization:
         items = []
         for k, candidate in enumerate(memorization):
             neighbours = []
             for j, n in enumerate(candidate["neighbours"]):
-                player = page.clip(f"memorization_{k}_neighbour_{j}", n["audio"], n["name"]) if "audio" in n else ""
-                similarity = f"{n['similarity']:.3f}"
-                neighbours.append(f"<div>{player}{_meta(song=n['name'], similarity=similarity)}</div>")
-            items.append(f"<div class='pair'>{page.clip(f'memorization_{k}', candidate['audio'], 'generation')}"
-                         f"{_meta(prompt=candidate['prompt'])}{''.join(neighbours)}</div>")
+                name = n.get("clip", f"memorization_{k}_neighbour_{j}")  # a training song is written once
+                player = page.clip(name, n["audio"], n["name"]) if "audio" in n else ""
+                fields = {"song": n["name"], "similarity": f"{n['similarity']:.3f}"}
+                if threshold is not None:
+                    fields["as close as a replica"] = "yes" if n["similarity"] >= threshold else "no"
+                neighbours.append(f"<div>{player}{_meta(**fields)}</div>")
+            generation = page.clip(candidate.get("clip", f"memorization_{k}"), candidate["audio"], "generation")
+            asked = _meta(prompt=candidate["prompt"])
+            items.append(f"<div class='pair'>{generation}{asked}{''.join(neighbours)}</div>")
         sections.append("<h2>Memorization candidates</h2>\n<p class='note'>"
                         + html.escape(memorization_note or "Generations beside their closest training songs "
                                       "(cosine similarity of embeddings), as passed in.")
@@ -261,6 +293,17 @@ def held_out_songs(profile: Profile | None = None, n: int = 2, seconds: float = 
              "audio": load_audio(r["audio_path"], start=5.0, seconds=seconds)} for r in held_out[:n]]
 
 
+def training_search(profile: Profile | None = None):
+    """A TrainingSetSearch over the songs the profile's fine-tuned DiT trained on, in the space notebook 08 uses at
+    tiny (the mean and std of CREPE's frames: samod's tiny CLAP maps different songs almost onto each other)."""
+    from samod.diffusion import diffusion_training_records
+    from samod.embedders import CrepeEmbedder
+    from samod.memorization import FrameStatistics, TrainingSetSearch
+    records = diffusion_training_records(profile)
+    return TrainingSetSearch(FrameStatistics(CrepeEmbedder()), [r["audio_path"] for r in records],
+                             [f"{r['id']} ({r['genre']})" for r in records])
+
+
 def main(argv: list[str] | None = None) -> Path:
     from samod.generation import load_pipeline
     from samod.reference import provenance
@@ -275,6 +318,8 @@ def main(argv: list[str] | None = None) -> Path:
                              "training songs' lengths, which the DiT learned to end at; none given: no section)")
     parser.add_argument("--songs", type=int, default=2, help="held-out corpus songs for reconstructions and "
                                                               "audio to audio (0: none)")
+    parser.add_argument("--no-memorization", action="store_true", help="leave out the memorization section "
+                        "(it embeds every song the DiT trained on with CREPE's frame statistics, as notebook 08)")
     args = parser.parse_args(argv)
     profile = get_profile()
     pipeline = load_pipeline(profile)
@@ -294,9 +339,11 @@ def main(argv: list[str] | None = None) -> Path:
         note = (f"Measured when the reference autoencoder was trained, on {info.get('held_out_files', '?')} held-out "
                 f"songs (samod/weights/{profile.name}/autoencoder.json).")
     songs = held_out_songs(profile, args.songs, args.seconds) if args.songs else []
-    index = build_demo_page(pipeline, args.out or profile.root / "demo", seconds=args.seconds, lengths=args.lengths, songs=songs,
-                            steps=args.steps, profile=profile.name, weights=weights, reconstruction_table=table,
-                            reconstruction_note=note, title=f"samod demo: the {profile.name} profile")
+    search = None if args.no_memorization else training_search(profile)
+    index = build_demo_page(pipeline, args.out or profile.root / "demo", seconds=args.seconds, lengths=args.lengths,
+                            songs=songs, steps=args.steps, profile=profile.name, weights=weights,
+                            reconstruction_table=table, reconstruction_note=note, training_search=search,
+                            title=f"samod demo: the {profile.name} profile")
     print(f"demo page: {index}")
     return index
 

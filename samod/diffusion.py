@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from samod.data import read_metadata, split_records
 from samod.dit import DiT, DiTConfig, TimingConditioner, dit_inputs
 from samod.profiles import Profile, get_profile, profile_preset
 from samod.reference import WeightsChoice, load_reference, provenance, weights_for
@@ -276,6 +277,16 @@ def diffusion_weights(profile: Profile | None = None, stage: str = "finetune", s
     profile = profile or get_profile()
     return weights_for(f"dit_{stage}", stage_dir(profile, stage) / CHECKPOINT_NAME, profile, source)
 
+
+
+def diffusion_training_records(profile: Profile | None = None, stage: str = "finetune") -> list[dict]:
+    """The corpus records of the songs the DiT of `stage` trained on (the one `diffusion_weights` picks):
+    every training song for the reference weights (their provenance counts them), the first
+    profile.diffusion_songs for a notebook's own run (data_prep/encode.py)."""
+    profile = profile or get_profile()
+    training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
+    reference = diffusion_weights(profile, stage).reference
+    return training[:provenance(f"dit_{stage}", profile)["training_songs"] if reference else profile.diffusion_songs]
 
 def load_diffusion(profile: Profile | None = None, stage: str = "finetune", ema: bool = True,
                    autoencoder_checkpoint: str | Path | None = None,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -51,12 +52,16 @@ def spectrogram_db(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, n_fft: int
 
 
 def plot_spectrogram(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, sections: list[dict] | None = None,
-                     title: str = "", ax=None, hop: int = 512):
-    """Log-frequency spectrogram; `sections` ({label, start, end} in seconds) drawn as a labelled band."""
+                     title: str = "", ax=None, hop: int | None = None, max_frames: int = 1000):
+    """Log-frequency spectrogram; `sections` ({label, start, end} in seconds) drawn as a labelled band.
+
+    hop: samples between frames; by default 512, or the multiple of 512 that draws at most `max_frames`
+    frames (about the figure's width in pixels: more cells look the same and take seconds to draw)."""
     import librosa.display
 
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 3))
+    hop = hop or 512 * max(1, math.ceil(np.shape(audio)[-1] / 512 / max_frames))
     db = spectrogram_db(audio, sample_rate, hop=hop)
     librosa.display.specshow(db, sr=sample_rate, hop_length=hop, x_axis="time", y_axis="log", ax=ax,
                              cmap="magma")

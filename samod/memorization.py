@@ -120,3 +120,45 @@ def top_candidates(nearest_cosines: np.ndarray, k: int) -> list[int]:
     """The k queries whose nearest reference is closest: the memorization candidates to listen to."""
     best = np.asarray(nearest_cosines)[:, 0]  # (Q,)
     return [int(i) for i in np.argsort(-best, kind="stable")[:k]]
+
+
+class TrainingSetSearch:
+    """The training songs closest to new audio, in an embedder's space centred on the training mean: step 2
+    of the procedure for one set of generations (the demo page's memorization section).
+
+    TrainingSetSearch(embedder, paths, names) embeds the training songs one file at a time (embedder as in
+    notebook 08, e.g. FrameStatistics(CrepeEmbedder())). With `planted`, it also plants replicas of those
+    songs (`replica_variant`: -3 dB, 10 ms later) and measures the replica threshold (`replica_check`),
+    so that `nearest` can say whether a neighbour is as close as a replica.
+    """
+
+    def __init__(self, embedder, paths: list, names: list[str], planted: int = 8):
+        from samod.audio import load_audio
+        if len(paths) != len(names) or len(paths) < 2:
+            raise ValueError(f"pass at least two training songs, one name each; got {len(paths)} paths and "
+                             f"{len(names)} names")
+        self.embedder, self.paths, self.names = embedder, list(paths), list(names)
+        rows, replicas = [], []
+        originals = list(range(0, len(paths), max(1, len(paths) // planted)))[:planted] if planted else []
+        for i, path in enumerate(self.paths):
+            audio = load_audio(path)  # (A, T), one song in memory at a time
+            rows.append(embedder.embed_files([audio])[0])
+            if i in originals:
+                replicas.append(embedder.embed_files([replica_variant(audio, gain_db=-3.0, shift_samples=441)])[0])
+        train = np.stack(rows)  # (N, P)
+        self.mean = train.mean(axis=0)
+        self.train = centred(train, self.mean)
+        self.replicas = None
+        if planted:
+            self.replicas = replica_check(self.train, centred(np.stack(replicas), self.mean), originals)
+
+    @property
+    def threshold(self) -> float | None:
+        """The measured replica threshold, or None when the embedding cannot separate replicas (or none planted)."""
+        return self.replicas["threshold"] if self.replicas and self.replicas["separates"] else None
+
+    def nearest(self, files: list[np.ndarray], k: int = 3) -> list[list[dict]]:
+        """Per file (A, T): its k closest training songs, [{"index", "name", "path", "similarity"}], closest first."""
+        index, cosine = nearest_neighbours(centred(self.embedder.embed_files(files), self.mean), self.train, k)
+        return [[{"index": int(i), "name": self.names[i], "path": self.paths[i], "similarity": float(c)}
+                 for i, c in zip(row_i, row_c)] for row_i, row_c in zip(index, cosine)]

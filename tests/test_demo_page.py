@@ -112,3 +112,34 @@ def test_a_random_samod_pipeline_builds_the_page(tmp_path):
     for name, seconds in [("text_to_music_1", 1.0), ("length_1", 2.0), ("a2a_output_0", 1.0),
                           ("reconstruction_0", 1.0)]:
         assert sf.info(str(tmp_path / f"{name}.flac")).frames == round(seconds * 44100), name
+
+
+class NearestStandIn:
+    """A stand-in TrainingSetSearch: every generation's nearest training songs are songs 2, 0 and 1 of three sines."""
+    threshold = 0.95
+
+    def __init__(self, folder):
+        from samod.audio import save_audio
+        from demo_stand_in import song
+        self.embedder = type("Embedder", (), {"name": "a stand-in embedder"})()
+        self.paths = []
+        for i, frequency in enumerate((220.0, 330.0, 440.0)):
+            self.paths.append(folder / f"training_{i}.wav")
+            save_audio(self.paths[-1], song(3.0, frequency))
+
+    def nearest(self, files, k=3):
+        return [[{"index": i, "name": f"training song {i}", "path": self.paths[i], "similarity": s}
+                 for i, s in [(2, 0.97), (0, 0.5), (1, 0.1)][:k]] for _ in files]
+
+
+def test_memorization_section_from_a_training_search(tmp_path):
+    search = NearestStandIn(tmp_path)
+    text = build_demo_page(SinePipeline(), tmp_path / "page", prompts=PROMPTS, seconds=1.0, lengths=[], steps=2,
+                           training_search=search, neighbour_seconds=2.0, progress=False).read_text()
+    assert "<h2>Memorization candidates</h2>" in text and "a stand-in embedder" in text and "0.950" in text
+    assert text.count("<b>as close as a replica</b>: yes") == 2 and text.count("<b>as close as a replica</b>: no") == 4
+    # each generation's player is the text-to-music one; each training song is written once, 2 s of it
+    audio = sources(text, "audio")
+    assert sorted(set(audio)) == sorted(["text_to_music_0.flac", "text_to_music_1.flac", "training_song_0.flac",
+                                         "training_song_1.flac", "training_song_2.flac"])
+    assert sf.info(str(tmp_path / "page" / "training_song_2.flac")).frames == 2 * 44100

@@ -188,3 +188,37 @@ def test_frame_statistics_are_mean_and_std_of_frames():
     v = stats.embed_files([x, 2 * x])
     assert v.shape == (2, 4) and np.allclose(v[0], np.r_[x.mean(1), x.std(1)]) and np.allclose(v[1], 2 * v[0])
     assert stats.name == "mean and std over frames of toy frames"
+
+
+class BandEnergies:
+    """A stand-in embedder: the share of a file's energy in each of 32 frequency bands (gain does not change it)."""
+    name = "band energy shares: a stand-in"
+
+    def embed_files(self, files):
+        spectra = [np.abs(np.fft.rfft(f.mean(axis=0), n=8192)) ** 2 for f in files]
+        bands = np.stack([np.add.reduceat(s, np.linspace(0, len(s) - 1, 33).astype(int)[:-1]) for s in spectra])
+        return bands / bands.sum(axis=1, keepdims=True)  # (N, 32)
+
+
+def tone(frequency, seconds=1.0):
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return np.stack([0.3 * np.sin(2 * np.pi * frequency * t)] * 2).astype(np.float32)  # (2, T)
+
+
+def test_training_set_search_finds_the_closest_song_and_a_replica_threshold(tmp_path):
+    from samod.audio import save_audio
+    from samod.memorization import TrainingSetSearch
+    frequencies = [200, 700, 1500, 3000, 5000, 8000]
+    paths = []
+    for i, f in enumerate(frequencies):
+        paths.append(tmp_path / f"song_{i}.wav")
+        save_audio(paths[-1], tone(f))
+    search = TrainingSetSearch(BandEnergies(), paths, [f"song_{i}" for i in range(6)], planted=3)
+    assert search.threshold is not None and len(search.replicas["replica"]) == 3
+    rows = search.nearest([tone(3000) + 0.5 * tone(5000), tone(220)], k=3)
+    assert [r[0]["name"] for r in rows] == ["song_3", "song_0"] and all(len(r) == 3 for r in rows)
+    assert rows[0][0]["path"] == paths[3] and rows[0][0]["similarity"] > rows[0][1]["similarity"]
+    assert search.nearest([tone(12000)], k=1)[0][0]["similarity"] < search.threshold  # a new sound: no replica
+    assert search.nearest([0.5 * tone(1500)], k=1)[0][0]["similarity"] >= search.threshold  # a louder copy is
+    with pytest.raises(ValueError, match="at least two training songs"):
+        TrainingSetSearch(BandEnergies(), paths[:1], ["song_0"])
