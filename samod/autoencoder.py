@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from samod.checkpoints import check_keys
+from samod.checkpoints import check_keys, count_parameters
 
 
 @dataclass
@@ -312,7 +312,7 @@ class Autoencoder(nn.Module):
         return latents if sample else mean
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return count_parameters(self)
 
 
 # ---------------------------------------------------------------------- reference checkpoint layout

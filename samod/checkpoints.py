@@ -4,6 +4,7 @@
   compared with the keys the model maps to. A missing weight would otherwise stay random and an unused
   key would mean a part of the model samod does not build, so either is one KeyError that counts and
   names them (samod.autoencoder, samod.dit and samod.pretrained load through it).
+- `count_parameters`: how many numbers a model (or some of its parts) learns, each shared tensor once.
 - `save_transformers_folder` / `require_files`: the text encoders (samod.clap.ClapEncoder,
   samod.t5.T5Conditioner) are transformers models and are written in transformers' folder layout
   (config.json, model.safetensors, tokenizer files) plus samod's own config; reading one checks first
@@ -49,6 +50,17 @@ def check_keys(expected: Iterable[str], found: Iterable[str], what: str, optiona
         raise KeyError(f"checkpoint does not match {what}: {len(missing)} weights missing {_named(missing)}; "
                        f"{len(unused)} keys unused {_named(unused)}" + (f". {hint}" if hint else ""))
 
+
+
+def count_parameters(*parts) -> int:
+    """Parameters in modules and loose tensors (e.g. `trainable_parameters(model)`' list), each tensor once.
+    Works on the meta device (shapes only): `with torch.device("meta"): model = DiT(DiTConfig.paper())`."""
+    sizes = {}
+    for part in parts:
+        tensors = part.parameters() if isinstance(part, nn.Module) else part if isinstance(part, list) else [part]
+        for tensor in tensors:
+            sizes[id(tensor)] = tensor.numel()
+    return sum(sizes.values())
 
 def save_transformers_folder(folder: str | Path, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
                              config, config_name: str) -> Path:

@@ -132,6 +132,31 @@ def show_audio(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, sections: list
     display(HTML(audio_html(audio, sample_rate, sections, title, seconds)))
 
 
+
+def table_markdown(rows: list[dict], digits: int = 3) -> str:
+    """Rows (dicts; columns: the union of their keys, in order) as a Markdown table. Floats get `digits`
+    decimals, integers thousands separators; a `|` inside a cell (as in prompts) is escaped."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            text = f"{value:.{digits}f}"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            text = f"{value:,}"
+        else:
+            text = str(value)
+        return text.replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def show_table(rows: list[dict], digits: int = 3, title: str = "", note: str = "") -> None:
+    """Display rows as a Markdown table in a notebook (`table_markdown`), with a bold title and a note below."""
+    from IPython.display import Markdown, display
+    parts = ([f"**{title}**"] if title else []) + [table_markdown(rows, digits)] + ([note] if note else [])
+    display(Markdown("\n\n".join(parts)))
+
 def figure1_song_lengths(curves: dict[str, list[float] | np.ndarray], windows: tuple[float, ...] = WINDOWS,
                          power: float = 3.0):
     """Paper 1 Figure 1: proportion of songs shorter than each length, windows marked.
@@ -185,6 +210,41 @@ def plot_tempo_recovery(result: dict):
     fig.tight_layout()
     return fig
 
+
+
+def short_count(n: float) -> str:
+    """A parameter count as the paper prints it: 1.057B, 156.1M, 82k."""
+    return f"{n / 1e9:.3f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+
+
+def plot_table1(published: dict[str, float], counted: dict[str, int], parts: dict[str, dict[str, int]]):
+    """Paper 1 Table 1 beside the counts of the paper preset (log scale), and the share of each part of the DiT
+    per preset (samod.dit.parameter_table). published/counted: {"DiT", "AE", "CLAP", "Total"}; parts: preset ->
+    part -> parameters."""
+    fig, ax = plt.subplots(1, 2, figsize=(14, 4), gridspec_kw={"width_ratios": [1, 1.5]})
+    keys = list(published)
+    ax[0].bar([i - 0.2 for i in range(len(keys))], [published[k] for k in keys], 0.4, label="paper 1 Table 1")
+    ax[0].bar([i + 0.2 for i in range(len(keys))], [counted[k] for k in keys], 0.4, label="counted (paper preset)")
+    for i, k in enumerate(keys):
+        ax[0].text(i + 0.2, counted[k] * 1.08, short_count(counted[k]), ha="center", fontsize=8)
+    ax[0].set_xticks(range(len(keys)), keys)
+    ax[0].set_yscale("log")
+    ax[0].set_ylim(3e7, 4e9)
+    ax[0].set_ylabel("parameters (log scale)")
+    ax[0].legend(fontsize=8, loc="upper center")
+    ax[0].set_title("Table 1: learnable parameters", fontsize=10)
+    names = list(next(iter(parts.values())))
+    for j, (preset, counts) in enumerate(parts.items()):
+        total = sum(counts.values())
+        ax[1].barh([i + 0.27 * (j - 1) for i in range(len(names))], [100 * counts[p] / total for p in names], 0.27,
+                   label=f"{preset} ({short_count(total)})")
+    ax[1].set_yticks(range(len(names)), names, fontsize=8)
+    ax[1].invert_yaxis()
+    ax[1].set_xlabel("share of the DiT's parameters (%)")
+    ax[1].legend(fontsize=8)
+    ax[1].set_title("where the DiT's parameters are", fontsize=10)
+    plt.tight_layout()
+    return fig
 
 def save_figure(fig, numbers: dict, name: str, folder: str | Path | None = None) -> Path:
     """Write <folder>/<name>.png and <folder>/<name>.json (the numbers, plus the profile that made them).

@@ -48,7 +48,7 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from samod.checkpoints import check_keys
+from samod.checkpoints import check_keys, count_parameters
 
 
 @dataclass
@@ -353,13 +353,12 @@ class DiT(nn.Module):
         return self.post_conv(out) + out
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return count_parameters(self)
 
 
 def parameter_table(dit: DiT) -> dict[str, int]:
     """Parameters per part of the DiT (notebook 03's table); the values sum to dit.num_parameters()."""
-    def count(*modules) -> int:
-        return sum(p.numel() for m in modules for p in (m.parameters() if isinstance(m, nn.Module) else [m]))
+    count = count_parameters
     blocks = dit.blocks
     return {
         "timestep embedding (W, MLP)": count(dit.time_freqs, dit.time_embed),

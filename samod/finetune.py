@@ -46,7 +46,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from samod.checkpoints import check_keys
+from samod.checkpoints import check_keys, count_parameters
 from samod.diffusion import DiffusionModel, DiffusionStage
 from samod.train import OptimizerConfig, StepBatches, Trainer, TrainConfig
 
@@ -311,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                             optimizer=OptimizerConfig(lr=args.lr, weight_decay=1e-3),
                             checkpoint_every=max(1, min(100, args.steps)))
     finetune(model, text_encoder, out / "latents", config, out, latent_scale=latent_scale, progress=progress)
-    n_trainable = sum(p.numel() for p in trainable_parameters(model))
-    print(f"trained {n_trainable:,} of {sum(p.numel() for p in model.parameters()):,} parameters; "
+    n_trainable = count_parameters(trainable_parameters(model))
+    print(f"trained {n_trainable:,} of {count_parameters(model):,} parameters; "
           f"adapter in {out / 'adapter'}")
     return 0
 

@@ -236,6 +236,30 @@ def length_quartiles(records: list[dict], window_seconds: float) -> list[float]:
     return sorted({float(min(round(q), round(2 * window_seconds / 3))) for q in quartiles})
 
 
+
+PAPER_TABLE1 = {"DiT": 1.1e9, "AE": 157e6, "CLAP": 125e6, "Total": 1.3e9}  # paper 1 Table 1 as printed: 1.1B, ...
+
+
+def table1_parameters(preset: str) -> dict[str, int]:
+    """Paper 1 Table 1 counted from the code at a preset ("tiny", "small", "paper"): the DiT, the AE, CLAP
+    (its text tower: the only part of CLAP the generator uses) and their Total, plus "timing", the two
+    timing embedders of DiffusionModel, which the table leaves out. Built on the meta device: no memory."""
+    from transformers import ClapModel
+
+    from samod.autoencoder import AutoencoderConfig
+    from samod.checkpoints import count_parameters
+    from samod.clap import ClapModelConfig
+    from samod.dit import DiT, DiTConfig, TimingConditioner
+    if preset not in ("tiny", "small", "paper"):
+        raise ValueError(f"preset must be 'tiny', 'small' or 'paper', got {preset!r}")
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        dit = DiT(getattr(DiTConfig, preset)())
+        counts = {"DiT": count_parameters(dit),
+                  "AE": count_parameters(Autoencoder(getattr(AutoencoderConfig, preset)())),
+                  "CLAP": count_parameters(ClapModel(getattr(ClapModelConfig, preset)().to_transformers()).text_model)}
+        timing = count_parameters(TimingConditioner(dit.config.cond_dim))
+    return {**counts, "Total": sum(counts.values()), "timing": timing}
+
 def timing_adherence(pipeline: Pipeline, prompts: list[str], lengths: list[float], steps: int = 20, seed: int = 0,
                      sampler: str = "dpmpp-2m", margin_seconds: float = 0.5, **settings) -> dict:
     """How quiet the model is after seconds_total: per prompt and length, the RMS of the untrimmed window

@@ -163,6 +163,18 @@ def frame_features(audio, sample_rate: int = SAMPLE_RATE, config: StructureConfi
     return np.concatenate(pooled, axis=1)  # (N, F)
 
 
+def section_means(features, sections: list[dict], hop_seconds: float) -> list[np.ndarray]:
+    """(N, F) frame features (`frame_features`, one row per hop_seconds) -> per section ({start, end} in
+    seconds, as the corpus's plans) the mean of its frames, (F,); a section shorter than a frame gets its frame."""
+    features = np.asarray(features)
+    means = []
+    for s in sections:
+        first = min(int(s["start"] / hop_seconds), len(features) - 1)
+        last = max(first + 1, min(int(s["end"] / hop_seconds), len(features)))
+        means.append(features[first:last].mean(axis=0))
+    return means
+
+
 # ---------------------------------------------------------------------------------------------------
 # 2-3. Delay embedding and the mutual k-nearest-neighbour recurrence matrix
 # ---------------------------------------------------------------------------------------------------

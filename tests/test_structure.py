@@ -8,7 +8,8 @@ matplotlib.use("Agg")
 from samod.display import figure4_ssms
 from samod.structure import (StructureConfig, chance_hit_rate, delay_embedding, expected_lags, frame_features,
                              lag_hits, lag_profile, neighbour_count, recurrence_from_features, recurrence_matrix,
-                             repeat_lift, repeated_pairs, score_song, self_similarity, structure_summary)
+                             repeat_lift, repeated_pairs, score_song, section_means, self_similarity,
+                             structure_summary)
 
 SR = 44100
 HOP = 0.25  # seconds per frame in the toy configs
@@ -248,3 +249,11 @@ def test_config_presets_and_figure():
     assert numbers["cells"]["real"]["rock"]["repetition_strength"] > 1
     with pytest.raises(ValueError, match="same genres"):
         figure4_ssms({"real": {"rock": grid["real"]["rock"]}, "generated": {"jazz": grid["real"]["rock"]}}, config)
+
+
+def test_section_means_average_the_frames_of_each_section():
+    features = np.arange(20, dtype=float)[:, None] * np.ones((1, 3))  # frame n holds n, hop 0.5 s
+    sections = [{"start": 0.0, "end": 2.0}, {"start": 2.0, "end": 10.0}, {"start": 9.9, "end": 10.0}]
+    means = section_means(features, sections, hop_seconds=0.5)
+    assert [m[0] for m in means] == [1.5, 11.5, 19.0]  # frames 0-3, 4-19, and the last frame for a sliver
+    assert all(m.shape == (3,) for m in means)
