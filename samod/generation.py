@@ -294,7 +294,7 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
     clip_seconds of each render are decoded and embedded (CLAP hears a window of its own length anyway).
     Other keywords (cfg_scale, ...) go to the sampler, as in `Pipeline.generate`."""
     from samod.clap_training import genre_prompts
-    from samod.generation_metrics import bootstrap_interval, zero_shot_accuracy
+    from samod.generation_metrics import bootstrap_interval, clap_score, zero_shot_accuracy
     clap = clap or pipeline.text_encoder
     rate, margin = pipeline.latent_rate, pipeline.autoencoder.config.chunk_overlap // 2  # what chunking crops
     clip_seconds = min(clip_seconds or seconds, seconds)
@@ -313,11 +313,11 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
     audio = torch.stack(renders)  # (prompts, A, clip samples)
     audio_emb = F.normalize(clap.audio_embeddings(audio, generator=torch.Generator().manual_seed(seed)), dim=-1)
     text_emb = F.normalize(clap.text_embeddings(prompts), dim=-1)
-    similarity = audio_emb @ text_emb.T  # (renders, prompts)
     n = len(prompts)
     other = torch.roll(torch.arange(n), 1)  # render i against prompt i - 1
-    own, shuffled = similarity.diag(), similarity[torch.arange(n), other]
-    difference = (own - shuffled).numpy()
+    own = clap_score(audio_emb.numpy(), text_emb.numpy(), per_item=True)  # (n,) cosine with its own prompt
+    shuffled = clap_score(audio_emb.numpy(), text_emb[other].numpy(), per_item=True)  # (n,) with another song's
+    difference = own - shuffled
     low, high = bootstrap_interval(difference)
     result = {"prompts": n, "seconds": seconds, "clip_seconds": clip_seconds, "steps": steps, "own": float(own.mean()),
               "shuffled": float(shuffled.mean()), "difference": float(difference.mean()),
