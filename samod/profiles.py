@@ -78,7 +78,7 @@ def tiny() -> Profile:
     # 112 training songs: encoding costs 2.4 s per song here, and 160 steps x 4 windows see each one 27
     # times (the reference DiT trains on all of them: samod.reference)
     return Profile("tiny", n_songs=128, min_seconds=20.0, max_seconds=45.0,
-                   pretrain_seconds=30.0, finetune_seconds=60.0, diffusion_songs=24)
+                   pretrain_seconds=30.0, finetune_seconds=60.0, diffusion_songs=16)
 
 
 def small() -> Profile:
