@@ -14,6 +14,8 @@ PROFILE_VARS = SAMOD_PROFILE='$(SAMOD_PROFILE)' SAMOD_HOME='$(SAMOD_HOME)' SAMOD
 PROFILE_ROOT = $(shell $(PROFILE_VARS) $(BIN)/python -c "import samod; print(samod.get_profile().root)")
 FIGURES_DIR = $(shell $(PROFILE_VARS) $(BIN)/python -c "import samod; print(samod.get_profile().figures_dir)")
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+# Worked solutions to the numbered notebooks' exercises, one notebook per numbered notebook (tested, not in the demo)
+SOLUTIONS := $(sort $(wildcard notebooks/solutions/[0-9]*.ipynb))
 DEMO_NOTEBOOKS := $(sort $(wildcard notebooks/0[0-5]_*.ipynb))
 # Executes notebooks in order, the executed copies in artifacts/<profile>/notebooks
 execute = @mkdir -p "$(PROFILE_ROOT)/notebooks" && $(BIN)/jupyter nbconvert --to notebook --execute \
@@ -78,11 +80,11 @@ unit: setup
 	$(BIN)/python -m pytest tests -q
 
 notebooks: corpus
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env $(NOTEBOOKS)
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env $(NOTEBOOKS) $(SOLUTIONS)
 
 # Committed notebooks carry no outputs and no execution counts (tests/test_notebooks_clean.py checks).
 strip: setup
-	$(BIN)/jupyter nbconvert --clear-output --inplace $(NOTEBOOKS)
+	$(BIN)/jupyter nbconvert --clear-output --inplace $(NOTEBOOKS) $(SOLUTIONS)
 
 clean:
 	rm -rf $(VENV) artifacts

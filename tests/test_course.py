@@ -63,3 +63,12 @@ def test_a_file_from_an_older_run_is_named_not_fatal(tmp_path, monkeypatch):
 def test_an_unknown_notebook_is_refused():
     with pytest.raises(ValueError, match="known are"):
         measured_facts("99")
+
+
+def test_the_course_guide_names_every_solutions_notebook():
+    """notebooks/README.md lists the worked solutions; a solutions notebook it does not name is one a teacher misses."""
+    guide = (REFERENCE_FIGURES.parent / "notebooks" / "README.md").read_text()
+    solutions = sorted((REFERENCE_FIGURES.parent / "notebooks" / "solutions").glob("[0-9]*.ipynb"))
+    assert solutions
+    for path in solutions:
+        assert f"solutions/{path.name}" in guide, f"notebooks/README.md does not name solutions/{path.name}"
