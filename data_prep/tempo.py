@@ -13,8 +13,11 @@ Taught in notebooks/00_data.ipynb.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
+import os
+import tempfile
 from collections import defaultdict
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -45,30 +48,51 @@ def tempo_matches(estimate: float, bpm: float, tolerance: float = TOLERANCE) -> 
 
 def _estimate_all(paths: list[str], workers: int, progress: bool, attempts: int = 6) -> list[float]:
     """estimate_bpm of every path in worker processes. Spawned, not forked: a fork of a process that already
-    runs torch / OpenMP threads (a Jupyter kernel) can kill a worker abruptly. A worker can still die now
-    and then (librosa's numba kernels); the songs that were not finished when it died are retried in a
-    fresh pool (those finished before or after are kept), and a song still missing after `attempts` pools
-    counts as not recovered (NaN), with a warning."""
+    runs torch / OpenMP threads (a Jupyter kernel) can kill a worker abruptly.
+
+    librosa's beat tracker runs numba kernels that numba compiles and caches on disk, and numba's cache is
+    not safe when several processes write it at once: on a fresh install two workers compiling together
+    left a cache that made every later worker segfault. So the workers get a cache folder of their own
+    for this call (NUMBA_CACHE_DIR), one worker fills it on the first song, and only then do `workers`
+    read it in parallel. A worker that still dies leaves its unfinished songs to a fresh pool (finished
+    ones are kept); a song still missing after `attempts` pools counts as not recovered (NaN), with a warning."""
     estimates: dict[int, float] = {}
     bar = tqdm(total=len(paths), desc="beat tracking", disable=not progress)
-    for attempt in range(attempts):
-        todo = [i for i in range(len(paths)) if i not in estimates]
-        if not todo:
-            break
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {i: pool.submit(estimate_bpm, paths[i]) for i in todo}
-            for i, future in futures.items():
-                try:
-                    estimates[i] = future.result()
-                    bar.update(1)
-                except BrokenProcessPool:
-                    continue  # a worker died with this song unfinished: retried in the next pool
+    with tempfile.TemporaryDirectory(prefix="samod-numba-") as cache, _environment(NUMBA_CACHE_DIR=cache):
+        for attempt in range(attempts + 1):
+            todo = [i for i in range(len(paths)) if i not in estimates]
+            if not todo:
+                break
+            first = attempt == 0  # one worker compiles and caches the kernels on the first song
+            with ProcessPoolExecutor(1 if first else workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {i: pool.submit(estimate_bpm, paths[i]) for i in (todo[:1] if first else todo)}
+                for i, future in futures.items():
+                    try:
+                        estimates[i] = future.result()
+                        bar.update(1)
+                    except BrokenProcessPool:
+                        continue  # a worker died with this song unfinished: retried in the next pool
     bar.close()
     missing = [paths[i] for i in range(len(paths)) if i not in estimates]
     if missing:
         warnings.warn(f"beat tracking crashed its worker {attempts} times on {len(missing)} songs "
                       f"(counted as not recovered): {missing[:3]}")
     return [estimates.get(i, float("nan")) for i in range(len(paths))]
+
+
+@contextlib.contextmanager
+def _environment(**variables):
+    """Environment variables set while the block runs (spawned processes read them when they start)."""
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def tempo_recovery(records: list[dict], workers: int = 1, progress: bool = True) -> dict:

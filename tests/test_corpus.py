@@ -5,6 +5,7 @@ FluidSynth, used only when asked for, renders in tests where the Debian program 
 """
 import collections
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -456,3 +457,20 @@ def test_render_style_writes_audio_and_a_captions_table_the_folder_importer_read
     again = render_style(CALYPSO, tmp_path / "style", 2, seed=3, min_seconds=MIN_S, max_seconds=MAX_S,
                          renderer="tinysoundfont", progress=False)
     assert again == records  # the same seed, the same songs; files already written are kept
+
+
+def test_beat_tracking_workers_get_their_own_numba_cache(tmp_path, monkeypatch):
+    # librosa's numba cache breaks when processes write it at once: each call gives its workers a fresh one
+    from data_prep import tempo
+    from samod.audio import save_audio
+    clicks = np.zeros((2, 8 * 22050), dtype=np.float32)
+    clicks[:, ::11025] = 0.9  # a click every half second: 120 BPM
+    save_audio(tmp_path / "clicks.wav", clicks, sample_rate=22050)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "shared"))
+    estimates = tempo._estimate_all([str(tmp_path / "clicks.wav")], workers=2, progress=False)
+    assert all(tempo_matches(e, 120) for e in estimates), estimates
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "shared")  # restored after the call
+    assert not (tmp_path / "shared").exists()  # the workers never wrote the caller's cache
+    with tempo._environment(SAMOD_TEST_VARIABLE="1"):
+        assert os.environ["SAMOD_TEST_VARIABLE"] == "1"
+    assert "SAMOD_TEST_VARIABLE" not in os.environ
