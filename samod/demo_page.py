@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from samod.audio import save_audio
+from samod.audio import load_audio, save_audio
 from samod.display import plot_spectrogram
 from samod.metrics import reconstruction_metrics
 from samod.profiles import REPO_ROOT, SAMPLE_RATE, Profile, get_profile
@@ -237,11 +237,11 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
     # 6. memorization
     threshold = None
     if training_search is not None:
-        from samod.audio import load_audio
         nearest = training_search.nearest(renders, k=3)  # per generation: its 3 closest training songs
+        excerpts = {n["index"]: load_audio(n["path"], start=0.0, seconds=neighbour_seconds)
+                    for row in nearest for n in row}  # a training song near several generations is read once
         memorization = [{"prompt": prompt, "audio": audio, "clip": f"text_to_music_{k}", "neighbours": [
-                            {**n, "audio": load_audio(n["path"], start=0.0, seconds=neighbour_seconds),
-                             "clip": f"training_song_{n['index']}"} for n in row]}
+                            {**n, "audio": excerpts[n["index"]], "clip": f"training_song_{n['index']}"} for n in row]}
                         for k, (prompt, audio, row) in enumerate(zip(prompts, renders, nearest))]
         threshold = training_search.threshold
         memorization_note = (
@@ -285,7 +285,6 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
 
 def held_out_songs(profile: Profile | None = None, n: int = 2, seconds: float = 4.0) -> list[dict]:
     """The first `seconds` of `n` held-out corpus songs (samod.data.split_records), from their start + 5 s."""
-    from samod.audio import load_audio
     from samod.data import read_metadata, split_records
     profile = profile or get_profile()
     _, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))

@@ -35,6 +35,7 @@ from torch import nn
 
 from samod.audio import save_audio
 from samod.autoencoder import Autoencoder
+from samod.checkpoints import count_parameters
 from samod.diffusion import DiffusionModel
 from samod.profiles import SAMPLE_RATE, Profile, get_profile
 from samod.sampler import Denoiser, audio_to_audio_start, get_sigmas, init_noise, make_uncond, sample
@@ -247,7 +248,6 @@ def table1_parameters(preset: str) -> dict[str, int]:
     from transformers import ClapModel
 
     from samod.autoencoder import AutoencoderConfig
-    from samod.checkpoints import count_parameters
     from samod.clap import ClapModelConfig
     from samod.dit import DiT, DiTConfig, TimingConditioner
     if preset not in ("tiny", "small", "paper"):
