@@ -35,7 +35,7 @@ DRUM_NOTES = {"kick": 36, "rim": 37, "snare": 38, "clap": 39, "hat": 42, "open":
 ACCENT = {"X": 118, "x": 96, "g": 52}  # pattern characters: accent, normal hit, ghost note; "." is a rest
 STEPS = 16  # sixteenth notes in a 4/4 bar
 
-# Drum grooves, one 16-step bar per drum; the beat tracker in synth.py checks they carry the tempo.
+# Drum grooves, one 16-step bar per drum; data_prep/tempo.py checks they carry the tempo.
 GROOVES = {
     "rock":   {"kick": "X.......x.x.....", "snare": "....X.......X...", "hat": "x.x.x.x.x.x.x.x."},
     "pop":    {"kick": "X.....x...x.....", "snare": "....X.......X...", "hat": "xgxgxgxgxgxgxgxg"},

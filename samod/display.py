@@ -197,7 +197,7 @@ def figure1_song_lengths(curves: dict[str, list[float] | np.ndarray], windows: t
 
 
 def plot_tempo_recovery(result: dict):
-    """Bar chart of the share of songs whose tempo a beat tracker recovers, per genre (data_prep.tempo)."""
+    """Bar chart of the share of songs whose tempo librosa's tempo estimator recovers, per genre (data_prep.tempo)."""
     genres = list(result["per_genre"])
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.bar(genres, [result["per_genre"][g] for g in genres], color="#66c2a5")

@@ -5,7 +5,6 @@ FluidSynth, used only when asked for, renders in tests where the Debian program 
 """
 import collections
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -459,18 +458,17 @@ def test_render_style_writes_audio_and_a_captions_table_the_folder_importer_read
     assert again == records  # the same seed, the same songs; files already written are kept
 
 
-def test_beat_tracking_workers_get_their_own_numba_cache(tmp_path, monkeypatch):
-    # librosa's numba cache breaks when processes write it at once: each call gives its workers a fresh one
-    from data_prep import tempo
+def test_tempo_estimate_of_a_click_track_and_of_silence(tmp_path):
+    from data_prep.tempo import estimate_bpm
     from samod.audio import save_audio
     clicks = np.zeros((2, 8 * 22050), dtype=np.float32)
     clicks[:, ::11025] = 0.9  # a click every half second: 120 BPM
     save_audio(tmp_path / "clicks.wav", clicks, sample_rate=22050)
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "shared"))
-    estimates = tempo._estimate_all([str(tmp_path / "clicks.wav")], workers=2, progress=False)
-    assert all(tempo_matches(e, 120) for e in estimates), estimates
-    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "shared")  # restored after the call
-    assert not (tmp_path / "shared").exists()  # the workers never wrote the caller's cache
-    with tempo._environment(SAMOD_TEST_VARIABLE="1"):
-        assert os.environ["SAMOD_TEST_VARIABLE"] == "1"
-    assert "SAMOD_TEST_VARIABLE" not in os.environ
+    save_audio(tmp_path / "silence.wav", np.zeros_like(clicks), sample_rate=22050)
+    slower = np.zeros_like(clicks)
+    slower[:, ::14700] = 0.9  # every 2/3 s: 90 BPM
+    save_audio(tmp_path / "clicks_90.wav", slower, sample_rate=22050)
+    assert tempo_matches(estimate_bpm(str(tmp_path / "clicks.wav")), 120)
+    fast, slow = estimate_bpm(str(tmp_path / "clicks.wav")), estimate_bpm(str(tmp_path / "clicks_90.wav"))
+    assert tempo_matches(slow, 90) and not tempo_matches(slow, 120), (fast, slow)
+    assert estimate_bpm(str(tmp_path / "silence.wav")) == 0.0  # no onsets: no tempo
