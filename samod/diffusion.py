@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -181,6 +181,10 @@ class DiffusionRecipe:
         return DiffusionRecipe(DiTConfig.tiny(), OptimizerConfig(lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-3,
                                                                  inv_gamma=1000, power=1.0, warmup=0.9),
                                steps={"pretrain": 160, "finetune": 60}, batch_size=4, ema_decay=0.99)
+
+    def shortened(self, pretrain: int, finetune: int) -> "DiffusionRecipe":
+        """The same recipe run for fewer steps per stage (what a notebook trains live in a minute or two)."""
+        return replace(self, steps={"pretrain": pretrain, "finetune": finetune})
 
     @staticmethod
     def small() -> "DiffusionRecipe":

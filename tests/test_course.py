@@ -16,19 +16,19 @@ def _checks(difference: float, profile: str = "tiny") -> dict:
 
 def test_a_box_shows_the_numbers_of_the_last_run_at_this_profile(tmp_path, monkeypatch):
     monkeypatch.setenv("SAMOD_FIGURES", str(tmp_path))
-    (tmp_path / "generation_checks.json").write_text(json.dumps(_checks(0.321)))
-    sentences, source = measured_facts("05", get_profile("tiny"))
+    (tmp_path / "adherence.json").write_text(json.dumps(_checks(0.321)))
+    sentences, source = measured_facts("06", get_profile("tiny"))
     assert str(tmp_path) in source and len(sentences) == 2
     assert "12 dB" in sentences[0] and "+0.321" in sentences[1] and "2.0x" in sentences[1]
-    (tmp_path / "generation_checks.json").write_text(json.dumps(_checks(-0.456)))
-    assert "-0.456" in measured_facts("05", get_profile("tiny"))[0][1]  # the number follows the file
+    (tmp_path / "adherence.json").write_text(json.dumps(_checks(-0.456)))
+    assert "-0.456" in measured_facts("06", get_profile("tiny"))[0][1]  # the number follows the file
 
 
 def test_numbers_of_another_profile_are_not_shown(tmp_path, monkeypatch):
     monkeypatch.setenv("SAMOD_FIGURES", str(tmp_path))
-    (tmp_path / "generation_checks.json").write_text(json.dumps(_checks(0.321, profile="tiny")))
-    assert measured_facts("05", get_profile("small")) == ([], "")
-    box = what_you_will_see("05", get_profile("small")).data
+    (tmp_path / "adherence.json").write_text(json.dumps(_checks(0.321, profile="tiny")))
+    assert measured_facts("06", get_profile("small")) == ([], "")
+    box = what_you_will_see("06", get_profile("small")).data
     assert "Nothing has been measured at the **small** profile" in box and "0.321" not in box
 
 
@@ -55,8 +55,8 @@ def test_every_notebook_with_facts_opens_with_its_box():
 
 def test_a_file_from_an_older_run_is_named_not_fatal(tmp_path, monkeypatch):
     monkeypatch.setenv("SAMOD_FIGURES", str(tmp_path))
-    (tmp_path / "generation_checks.json").write_text(json.dumps({"profile": "tiny", "timing_adherence": {}}))
-    sentences, _ = measured_facts("05", get_profile("tiny"))
+    (tmp_path / "adherence.json").write_text(json.dumps({"profile": "tiny", "timing_adherence": {}}))
+    sentences, _ = measured_facts("06", get_profile("tiny"))
     assert all("older run" in s for s in sentences) and len(sentences) == 2
 
 

@@ -157,12 +157,19 @@ def cache(toy_profile):
 
 @pytest.fixture(scope="module")
 def trained(toy_profile, cache):
-    recipe = replace(DiffusionRecipe.tiny(), model=TOY_DIT, steps={"pretrain": 3, "finetune": 2}, batch_size=2)
+    recipe = replace(DiffusionRecipe.tiny().shortened(pretrain=3, finetune=2), model=TOY_DIT, batch_size=2)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SAMOD_HOME", str(toy_profile.root.parent))
         _, pre = train_diffusion("pretrain", recipe, toy_profile, progress=False)
         _, fine = train_diffusion("finetune", recipe, toy_profile, progress=False)
     return pre, fine
+
+
+def test_a_shortened_recipe_changes_only_the_steps():
+    tiny = DiffusionRecipe.tiny()
+    live = tiny.shortened(pretrain=80, finetune=30)
+    assert live.steps == {"pretrain": 80, "finetune": 30} and tiny.steps == {"pretrain": 160, "finetune": 60}
+    assert replace(live, steps=tiny.steps) == tiny
 
 
 def test_cache_holds_posteriors_and_the_silence_latent(toy_profile, cache):
