@@ -168,8 +168,11 @@ class StepBatches:
             if hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(epoch)  # before the workers copy the dataset
             rest = self.epoch_share(epoch)[i * self.batch_size:self.steps_per_epoch * self.batch_size]
+            # the workers' base seed comes from a generator of (seed, epoch), not the global RNG: drawing it
+            # there would change the training step's random numbers (noise, CFG dropout) and a resumed run
             loader = DataLoader(Subset(self.dataset, rest), batch_size=self.batch_size,
-                                num_workers=self.num_workers, collate_fn=default_collate)
+                                num_workers=self.num_workers, collate_fn=default_collate,
+                                generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
             self._cached = (epoch, i, iter(loader))
         batch = next(self._cached[2])
         self._cached = (epoch, i + 1, self._cached[2])

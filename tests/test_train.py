@@ -257,8 +257,12 @@ def test_step_batches_are_a_function_of_the_step():
     # a DataLoader with workers gives the same batches, in order, after jumps and across epochs
     workers = StepBatches(ToyDataset(10), batch_size=3, seed=1, num_workers=2)
     for step in [0, 1, 2, 3, 4, 1, 7, 8]:
-        got, want = workers(step), batches(step)
+        torch.manual_seed(step)
+        got, after_workers = workers(step), torch.rand(1)
+        torch.manual_seed(step)
+        want, after_direct = batches(step), torch.rand(1)
         assert torch.equal(got["x"], want["x"]) and torch.equal(got["index"], want["index"]), step
+        assert torch.equal(after_workers, after_direct), step  # the global RNG is left as direct indexing leaves it
 
     with pytest.raises(ValueError, match="lower batch_size"):
         StepBatches(ToyDataset(3), batch_size=2, world_size=2)
