@@ -34,6 +34,7 @@ def estimate_bpm(path: str, seconds: float | None = 30.0) -> float:
 
     The onset strength is the median over mel bands of the positive spectral flux, as beat_track computes it."""
     import librosa
+
     audio = load_audio(path, seconds=seconds, sample_rate=ANALYSIS_RATE).mean(axis=0)  # (samples,)
     onsets = librosa.onset.onset_strength(y=audio, sr=ANALYSIS_RATE, aggregate=np.median)  # (frames,)
     if not onsets.any():
@@ -64,6 +65,7 @@ def tempo_recovery(records: list[dict], progress: bool = True) -> dict:
 def main(argv: list[str] | None = None) -> None:
     from samod.data import read_metadata
     from samod.profiles import get_profile
+
     parser = argparse.ArgumentParser(prog="python -m data_prep.tempo", description=__doc__.split("\n")[0])
     parser.add_argument("dir", nargs="?", default=str(get_profile().corpus_dir))
     parser.add_argument("--max-songs", type=int, default=None)

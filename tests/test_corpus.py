@@ -468,7 +468,7 @@ def test_tempo_estimate_of_a_click_track_and_of_silence(tmp_path):
     slower = np.zeros_like(clicks)
     slower[:, ::14700] = 0.9  # every 2/3 s: 90 BPM
     save_audio(tmp_path / "clicks_90.wav", slower, sample_rate=22050)
-    assert tempo_matches(estimate_bpm(str(tmp_path / "clicks.wav")), 120)
     fast, slow = estimate_bpm(str(tmp_path / "clicks.wav")), estimate_bpm(str(tmp_path / "clicks_90.wav"))
+    assert tempo_matches(fast, 120)
     assert tempo_matches(slow, 90) and not tempo_matches(slow, 120), (fast, slow)
     assert estimate_bpm(str(tmp_path / "silence.wav")) == 0.0  # no onsets: no tempo
