@@ -67,17 +67,20 @@ reference-figures:
 # Retrain the profile's reference weights from scratch (resumes when interrupted) and export them to
 # samod/weights/<profile>/ with their provenance, in order: the autoencoder (it stops at step 1500 of its
 # recipe, before the adversary: see AutoencoderRecipe.tiny), CLAP (on the songs and on the autoencoder's
-# reconstructions of them), then both DiT stages on their latents and text features.
+# reconstructions of them), then both DiT stages on their latents and text features, and last the embeddings of
+# the DiT's training songs that the demo page's memorization section searches (keyed by the files' SHA-256).
 # About an hour and a half on 2 CPU cores at tiny. Review, then commit.
 weights: corpus
 	$(BIN)/python -m samod.reference autoencoder --steps 1500
 	$(BIN)/python -m samod.reference clap --steps 1000 --evaluate-every 250
 	$(BIN)/python -m samod.reference diffusion --steps 1000 --finetune-steps 1500 --evaluate-every 500
+	$(BIN)/python -m samod.demo_page --save-search samod/weights/$(SAMOD_PROFILE)/training_search.npz
 
 test: corpus unit notebooks
 
+# The ten slowest tests are listed at the end, with their times (the browser tests among them)
 unit: setup
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --durations=10
 
 notebooks: corpus
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env $(NOTEBOOKS) $(SOLUTIONS)

@@ -126,7 +126,7 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
                     songs: list[dict] = (), a2a_prompt: str | None = None, noise_level: float = 2.0,
                     reconstruction_table: list[dict] | None = None, reconstruction_note: str = "",
                     training_search=None, memorization: list[dict] | None = None, memorization_note: str = "",
-                    neighbour_seconds: float = 10.0,
+                    neighbour_seconds: float = 10.0, reconstruction_seconds: float | None = 10.0,
                     steps: int = 8, cfg_scale: float = 7.0, seed: int = 0, sampler: str = "dpmpp-3m-sde",
                     title: str = "samod demo", profile: str | None = None, weights: list[dict] | None = None,
                     progress: bool = True) -> Path:
@@ -136,6 +136,8 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
     lengths        variable length: `length_prompt` (default: the first prompt) at each of these seconds_total
     songs          [{"name", "audio": (2, T) at 44.1 kHz}]: inputs of audio to audio (with `a2a_prompt`, default
                    the first prompt, at init_noise_level `noise_level`) and of the autoencoder reconstructions
+    reconstruction_seconds  the first seconds of each song that the autoencoder reconstructs (Table 5's clips are
+                   10 s; None: the whole song)
     reconstruction_table  rows (dicts) of numbers measured elsewhere, e.g. Table 5 rows, shown as given with
                    `reconstruction_note` saying where they come from
     training_search  a samod.memorization.TrainingSetSearch over the songs the model trained on: each
@@ -185,11 +187,15 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
         prompt = length_prompt or prompts[0]
         items = []
         for k, length in enumerate(lengths):
-            audio = pipeline.generate(prompt, seconds=length, progress=False, **settings)  # (2, length * 44100)
+            if prompt in prompts and length == seconds:  # made above with the same settings: its render is reused
+                audio = renders[list(prompts).index(prompt)]
+            else:
+                audio = pipeline.generate(prompt, seconds=length, progress=False, **settings)  # (2, length * 44100)
             items.append(page.clip(f"length_{k}", audio, f"seconds_total = {length:g}"))
             bar.update()
         sections.append(f"<h2>Variable length</h2>\n<p class='note'>One prompt, several seconds_total; the model "
-                        f"generates its whole window and the silence after seconds_total is trimmed.</p>"
+                        f"generates its whole window and the silence after seconds_total is trimmed. A length the text-to-music "
+                        f"section already made with this prompt shows that render.</p>"
                         f"{_meta(prompt=prompt, seconds=', '.join(f'{s:g}' for s in lengths), **shown)}"
                         f"<div class='pair'>{''.join(items)}</div>")
 
@@ -214,6 +220,8 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
         items, references, outputs = [], [], []
         for k, song in enumerate(songs):
             source = np.asarray(song["audio"], dtype=np.float32)  # (2, T)
+            if reconstruction_seconds is not None:
+                source = source[:, :round(reconstruction_seconds * SAMPLE_RATE)]  # (2, <= T)
             decoded = pipeline.decode(pipeline.encode(torch.from_numpy(source)[None]))  # (1, 2, >= T)
             decoded = decoded[0, :, :source.shape[-1]].float().cpu().numpy()  # (2, T)
             references.append(source)
@@ -230,8 +238,10 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
             extra = (f"<p class='note'>{html.escape(reconstruction_note or 'Numbers passed in by the caller.')}</p>"
                      + _table(reconstruction_table))
         sections.append("<h2>Autoencoder reconstructions</h2>\n" + "\n".join(items)
-                        + "<p class='note'>Measured on these songs (Table 5's metrics, samod.metrics): "
-                          "STFT and MEL distance (lower is closer), SI-SDR in dB (higher is closer).</p>"
+                        + "<p class='note'>Measured on these "
+                        + (f"{reconstruction_seconds:g}-s clips" if reconstruction_seconds is not None else "songs")
+                        + " (Table 5's metrics, samod.metrics): STFT and MEL distance (lower is closer), "
+                          "SI-SDR in dB (higher is closer).</p>"
                         + _table(rows) + extra)
 
     # 6. memorization
@@ -247,7 +257,10 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
         memorization_note = (
             f"Each text-to-music generation above beside its three closest training songs (the first "
             f"{neighbour_seconds:g} s of each): cosine similarity of {training_search.embedder.name} embeddings, "
-            f"centred on the training mean (samod.memorization, notebook 08). "
+            f"centred on the training mean (samod.memorization, notebook 08)"
+            + (f"; {training_search.reused} of the {len(training_search.paths)} training songs' embeddings read from "
+               f"{' and '.join(c.name for c in training_search.caches)}, matched by their files' SHA-256. "
+               if getattr(training_search, "reused", 0) else ". ")
             + (f"Replicas planted in the training set (-3 dB, 10 ms later) are all above {threshold:.3f} and "
                f"every pair of different training songs below it: a neighbour above it would be a copy."
                if threshold is not None else "This embedding does not separate planted replicas from different "
@@ -292,18 +305,37 @@ def held_out_songs(profile: Profile | None = None, n: int = 2, seconds: float = 
              "audio": load_audio(r["audio_path"], start=5.0, seconds=seconds)} for r in held_out[:n]]
 
 
-def training_search(profile: Profile | None = None):
+def training_search(profile: Profile | None = None, save_to: str | Path | None = None):
     """A TrainingSetSearch over the songs the profile's fine-tuned DiT trained on, in the space notebook 08 uses at
-    tiny (the mean and std of CREPE's frames: samod's tiny CLAP maps different songs almost onto each other)."""
+    tiny (the mean and std of CREPE's frames: samod's tiny CLAP maps different songs almost onto each other).
+
+    Songs already embedded are read from samod/weights/<profile>/training_search.npz (shipped with the reference
+    weights) or from <profile root>/cache/training_search.npz (an earlier page), matched by their files' SHA-256;
+    the rest are embedded, and then the profile's cache is written. save_to: also write the search there."""
     from samod.diffusion import diffusion_training_records
     from samod.embedders import CrepeEmbedder
     from samod.memorization import FrameStatistics, TrainingSetSearch
+    from samod.reference import WEIGHTS_DIR, run_facts
+    profile = profile or get_profile()
     records = diffusion_training_records(profile)
-    return TrainingSetSearch(FrameStatistics(CrepeEmbedder()), [r["audio_path"] for r in records],
-                             [f"{r['id']} ({r['genre']})" for r in records])
+    own_cache = profile.root / "cache" / SEARCH_CACHE
+    search = TrainingSetSearch(FrameStatistics(CrepeEmbedder()), [r["audio_path"] for r in records],
+                               [f"{r['id']} ({r['genre']})" for r in records],
+                               caches=[WEIGHTS_DIR / profile.name / SEARCH_CACHE, own_cache])
+    info = {"profile": profile.name, "songs": len(records), **run_facts(),
+            "command": f"SAMOD_PROFILE={profile.name} python -m samod.demo_page"
+                       + (f" --save-search {save_to}" if save_to else "")}
+    if search.reused < len(records):
+        search.save(own_cache, info)
+    if save_to:
+        search.save(save_to, info)
+    return search
 
 
-def main(argv: list[str] | None = None) -> Path:
+SEARCH_CACHE = "training_search.npz"  # the training songs' embeddings for the memorization section
+
+
+def main(argv: list[str] | None = None) -> Path | None:
     from samod.generation import load_pipeline
     from samod.reference import provenance
     parser = argparse.ArgumentParser(description="Build the demo page of the active profile "
@@ -319,8 +351,15 @@ def main(argv: list[str] | None = None) -> Path:
                                                               "audio to audio (0: none)")
     parser.add_argument("--no-memorization", action="store_true", help="leave out the memorization section "
                         "(it embeds every song the DiT trained on with CREPE's frame statistics, as notebook 08)")
+    parser.add_argument("--save-search", type=Path, default=None, metavar="PATH",
+                        help="embed the training songs for the memorization section, write them to PATH and stop "
+                             f"(make weights writes samod/weights/<profile>/{SEARCH_CACHE}, which the page reuses)")
     args = parser.parse_args(argv)
     profile = get_profile()
+    if args.save_search:
+        search = training_search(profile, save_to=args.save_search)
+        print(f"{len(search.paths)} training songs ({search.reused} already embedded) written to {args.save_search}")
+        return None
     pipeline = load_pipeline(profile)
     if args.lengths is None:  # lengths the model was trained to end at (a shorter one asks it to extrapolate)
         from samod.data import read_metadata, split_records
@@ -339,6 +378,10 @@ def main(argv: list[str] | None = None) -> Path:
                 f"songs (samod/weights/{profile.name}/autoencoder.json).")
     songs = held_out_songs(profile, args.songs, args.seconds) if args.songs else []
     search = None if args.no_memorization else training_search(profile)
+    if search is not None:
+        print(f"memorization section: {search.reused} of the {len(search.paths)} training songs' embeddings read from "
+              f"{', '.join(str(c) for c in search.caches) or 'no cache'} (matched by SHA-256), "
+              f"{len(search.paths) - search.reused} embedded now")
     index = build_demo_page(pipeline, args.out or profile.root / "demo", seconds=args.seconds, lengths=args.lengths,
                             songs=songs, steps=args.steps, profile=profile.name, weights=weights,
                             reconstruction_table=table, reconstruction_note=note, training_search=search,

@@ -92,6 +92,26 @@ class Pipeline:
         return self.autoencoder.encode_chunked(audio.to(self.device), sample=False) / self.latent_scale
 
     @torch.no_grad()
+    def encode_window(self, audio: torch.Tensor) -> torch.Tensor:
+        """(A, T) audio -> (1, D, window_frames): the latents of the audio cut or padded with silence to the window
+        (where audio to audio starts), as `encode` gives them, without encoding all of that silence.
+
+        Only the audio and chunk_overlap frames after it are encoded. A frame further on sees silence only (the
+        encoder reaches at most chunk_overlap / 2 frames to each side: chunked encoding is exact for the same
+        reason), so each is the latent of silence, encoded once."""
+        config = self.autoencoder.config
+        n, overlap, window = config.downsampling, config.chunk_overlap, self.window_frames
+        audio = audio[:, :window * n]  # (A, <= window * n)
+        frames = math.ceil(audio.shape[-1] / n)  # latent frames that hear the audio
+        if frames + overlap >= window:  # little silence: encode the padded window
+            return self.encode(F.pad(audio, (0, window * n - audio.shape[-1]))[None])  # (1, D, window)
+        head = self.encode(F.pad(audio, (0, (frames + overlap) * n - audio.shape[-1]))[None])  # (1, D, frames + overlap)
+        silence = self.encode(audio.new_zeros(1, audio.shape[0], config.chunk_latents * n))  # (1, D, chunk)
+        silence = silence[..., config.chunk_latents // 2, None]  # (1, D, 1): a frame far from both ends
+        keep = frames + overlap // 2  # the head's frames that do not see its end
+        return torch.cat([head[..., :keep], silence.expand(-1, -1, window - keep)], dim=-1)  # (1, D, window)
+
+    @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """(B, D, L) latents as the DiT makes them -> (B, A, L * downsampling) audio (chunked: any length)."""
         return self.autoencoder.decode_chunked(latents * self.latent_scale)
@@ -170,10 +190,7 @@ class Pipeline:
             if audio.ndim != 2 or audio.shape[0] != 2:
                 raise ValueError(f"init_audio must be stereo (2, samples) at {SAMPLE_RATE} Hz, got {tuple(audio.shape)}; "
                                  f"samod.audio.load_audio reads files in that form")
-            window_samples = self.window_frames * self.autoencoder.config.downsampling
-            audio = torch.nn.functional.pad(audio[:, :window_samples], (0, max(window_samples - audio.shape[1], 0)))
-            init_latents = self.encode(audio[None])  # (1, D, L)
-            init_latents = init_latents.expand(len(prompts), -1, -1)
+            init_latents = self.encode_window(audio).expand(len(prompts), -1, -1)  # (B, D, L)
         latents = self.generate_latents(prompts, seconds, sampling=sampling, init_latents=init_latents,
                                         init_noise_level=init_noise_level, progress=progress, callback=callback)
         started = time.perf_counter()

@@ -25,6 +25,10 @@ drawn by samod/display.py (`plot_nearest_similarity`). Taught in notebooks/08_me
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import numpy as np
 
 
@@ -122,6 +126,27 @@ def top_candidates(nearest_cosines: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in np.argsort(-best, kind="stable")[:k]]
 
 
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes (hex): the key of a cached embedding of that file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_embedding_cache(path, embedder_name: str) -> dict[str, np.ndarray]:
+    """{key: embedding} from a cache written by `TrainingSetSearch.save`; empty when the file is missing or
+    was written by another embedder (its rows would be in another space)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with np.load(path) as f:
+        if str(f["embedder"]) != embedder_name:
+            return {}
+        return dict(zip(f["keys"].tolist(), f["rows"]))
+
+
 class TrainingSetSearch:
     """The training songs closest to new audio, in an embedder's space centred on the training mean: step 2
     of the procedure for one set of generations (the demo page's memorization section).
@@ -130,27 +155,57 @@ class TrainingSetSearch:
     notebook 08, e.g. FrameStatistics(CrepeEmbedder())). With `planted`, it also plants replicas of those
     songs (`replica_variant`: -3 dB, 10 ms later) and measures the replica threshold (`replica_check`),
     so that `nearest` can say whether a neighbour is as close as a replica.
+
+    caches: .npz files written by `save`, read in order. A song whose bytes (SHA-256) and embedder match a
+    cached row is not embedded again (`reused` counts them); a changed or new file is.
     """
 
-    def __init__(self, embedder, paths: list, names: list[str], planted: int = 8):
+    def __init__(self, embedder, paths: list, names: list[str], planted: int = 8, caches: list = ()):
         from samod.audio import load_audio
         if len(paths) != len(names) or len(paths) < 2:
             raise ValueError(f"pass at least two training songs, one name each; got {len(paths)} paths and "
                              f"{len(names)} names")
         self.embedder, self.paths, self.names = embedder, list(paths), list(names)
+        stored, self.caches = {}, []  # the caches that held rows of this embedder
+        for cache in caches:
+            rows_of = read_embedding_cache(cache, embedder.name)
+            if rows_of:
+                stored.update(rows_of)
+                self.caches.append(Path(cache))
+        self.embedded: dict[str, np.ndarray] = {}  # key -> embedding: SHA-256 of a song, "<SHA-256> replica"
+        self.reused = 0
         rows, replicas = [], []
         originals = list(range(0, len(paths), max(1, len(paths) // planted)))[:planted] if planted else []
         for i, path in enumerate(self.paths):
-            audio = load_audio(path)  # (A, T), one song in memory at a time
-            rows.append(embedder.embed_files([audio])[0])
+            sha = file_sha256(path)
+            keys = [sha, f"{sha} replica"] if i in originals else [sha]
+            if all(k in stored for k in keys):
+                self.reused += 1
+                found = [stored[k] for k in keys]
+            else:
+                audio = load_audio(path)  # (A, T), one song in memory at a time
+                found = [embedder.embed_files([audio])[0]]
+                if i in originals:
+                    found.append(embedder.embed_files([replica_variant(audio, gain_db=-3.0, shift_samples=441)])[0])
+            self.embedded.update(zip(keys, found))
+            rows.append(found[0])
             if i in originals:
-                replicas.append(embedder.embed_files([replica_variant(audio, gain_db=-3.0, shift_samples=441)])[0])
+                replicas.append(found[1])
         train = np.stack(rows)  # (N, P)
         self.mean = train.mean(axis=0)
         self.train = centred(train, self.mean)
         self.replicas = None
         if planted:
             self.replicas = replica_check(self.train, centred(np.stack(replicas), self.mean), originals)
+
+    def save(self, path, info: dict | None = None) -> Path:
+        """Write the embeddings of the training songs (and replicas), keyed by their files' SHA-256 and named by
+        the embedder, as an .npz cache for `caches`; `info` (e.g. provenance) is stored beside them as JSON."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, embedder=np.array(self.embedder.name), keys=np.array(list(self.embedded)),
+                 rows=np.stack(list(self.embedded.values())), info=np.array(json.dumps(info or {})))
+        return path
 
     @property
     def threshold(self) -> float | None:

@@ -105,12 +105,12 @@ def test_a_random_samod_pipeline_builds_the_page(tmp_path):
     pipeline = Pipeline(autoencoder, model, TextStub(dit.cond_dim), window_frames=64)  # 2.97 s window
     song = {"name": "noise", "audio": 0.1 * np.random.default_rng(0).standard_normal((2, 44100)).astype(np.float32)}
     index = build_demo_page(pipeline, tmp_path, prompts=PROMPTS, seconds=1.0, lengths=[0.5, 2.0], songs=[song],
-                            steps=2, progress=False)
+                            reconstruction_seconds=0.5, steps=2, progress=False)
     text = index.read_text()
     for src in sources(text, "audio") + sources(text, "img"):
         assert (tmp_path / src).is_file(), src
     for name, seconds in [("text_to_music_1", 1.0), ("length_1", 2.0), ("a2a_output_0", 1.0),
-                          ("reconstruction_0", 1.0)]:
+                          ("original_0", 0.5), ("reconstruction_0", 0.5)]:  # the first 0.5 s reconstructed
         assert sf.info(str(tmp_path / f"{name}.flac")).frames == round(seconds * 44100), name
 
 
@@ -143,3 +143,29 @@ def test_memorization_section_from_a_training_search(tmp_path):
     assert sorted(set(audio)) == sorted(["text_to_music_0.flac", "text_to_music_1.flac", "training_song_0.flac",
                                          "training_song_1.flac", "training_song_2.flac"])
     assert sf.info(str(tmp_path / "page" / "training_song_2.flac")).frames == 2 * 44100
+
+
+class CountingSinePipeline(SinePipeline):
+    """SinePipeline that records each generate call's prompt and seconds."""
+    def __init__(self):
+        self.calls, self.depth = [], 0
+
+    def generate(self, prompt, seconds=None, **kwargs):
+        if self.depth == 0:  # not SinePipeline's own call per prompt of a list
+            self.calls.append((prompt, seconds))
+        self.depth += 1
+        try:
+            return super().generate(prompt, seconds, **kwargs)
+        finally:
+            self.depth -= 1
+
+
+def test_a_length_already_rendered_is_not_generated_again(tmp_path):
+    pipeline = CountingSinePipeline()
+    build_demo_page(pipeline, tmp_path, prompts=PROMPTS, seconds=1.0, lengths=[1.0, 2.0], steps=2, progress=False)
+    assert pipeline.calls == [(PROMPTS, 1.0), (PROMPTS[0], 2.0)]  # the first prompt at 1 s is text_to_music_0
+    reused, rendered = sf.read(tmp_path / "length_0.flac")[0], sf.read(tmp_path / "text_to_music_0.flac")[0]
+    assert np.array_equal(reused, rendered)
+    build_demo_page(pipeline, tmp_path, prompts=PROMPTS, seconds=1.0, lengths=[1.0], length_prompt="another",
+                    steps=2, progress=False)
+    assert pipeline.calls[-1] == ("another", 1.0)  # another prompt is generated

@@ -326,6 +326,19 @@ def test_audio_to_audio_at_a_low_noise_level_keeps_the_init(pipeline):
     assert out.shape == (2, 3 * 44100)
 
 
+def test_audio_to_audio_encodes_the_window_without_encoding_its_silence(pipeline):
+    """encode_window equals encoding the audio padded with silence to the whole window (cut when longer)."""
+    n, window = pipeline.autoencoder.config.downsampling, pipeline.window_frames
+    noise = torch.from_numpy(0.3 * np.random.default_rng(0).standard_normal((2, (window + 5) * n)).astype(np.float32))
+    for samples in (3 * 44100, 100, (window - 20) * n, (window + 5) * n):  # short, one frame, near the end, too long
+        audio = noise[:, :samples]
+        padded = torch.nn.functional.pad(audio[:, :window * n], (0, max(window * n - samples, 0)))
+        full = pipeline.encode(padded[None])  # (1, D, window)
+        fast = pipeline.encode_window(audio)
+        assert fast.shape == full.shape == (1, pipeline.model.config.latent_channels, window)
+        assert (fast - full).abs().max() < 1e-4, samples
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"prompt": "", "seconds": 2.0}, "prompt is empty"),
     ({"prompt": None}, "prompt is empty"),

@@ -222,3 +222,38 @@ def test_training_set_search_finds_the_closest_song_and_a_replica_threshold(tmp_
     assert search.nearest([0.5 * tone(1500)], k=1)[0][0]["similarity"] >= search.threshold  # a louder copy is
     with pytest.raises(ValueError, match="at least two training songs"):
         TrainingSetSearch(BandEnergies(), paths[:1], ["song_0"])
+
+
+class CountingBandEnergies(BandEnergies):
+    """BandEnergies that counts the files it embeds."""
+    def __init__(self, name=BandEnergies.name):
+        self.name, self.files = name, 0
+
+    def embed_files(self, files):
+        self.files += len(files)
+        return super().embed_files(files)
+
+
+def test_training_set_search_reuses_cached_embeddings_of_unchanged_files_only(tmp_path):
+    from samod.audio import save_audio
+    from samod.memorization import TrainingSetSearch
+    paths = [tmp_path / f"song_{i}.wav" for i in range(4)]
+    for path, f in zip(paths, [200, 700, 1500, 3000]):
+        save_audio(path, tone(f))
+    names = [p.stem for p in paths]
+    first = TrainingSetSearch(CountingBandEnergies(), paths, names, planted=2)
+    assert first.reused == 0 and first.embedder.files == 4 + 2  # every song, and two replicas
+    cache = first.save(tmp_path / "search.npz", {"made by": "this test"})
+
+    again = TrainingSetSearch(CountingBandEnergies(), paths, names, planted=2, caches=[cache])
+    assert again.reused == 4 and again.embedder.files == 0 and again.caches == [cache]
+    assert np.array_equal(again.train, first.train) and again.threshold == first.threshold
+
+    save_audio(paths[1], tone(900))  # a changed file is embedded again, and nothing else
+    changed = TrainingSetSearch(CountingBandEnergies(), paths, names, planted=2, caches=[cache])
+    assert changed.reused == 3 and changed.embedder.files == 1
+    fresh = TrainingSetSearch(CountingBandEnergies(), paths, names, planted=2)
+    assert np.allclose(changed.train, fresh.train) and not np.allclose(changed.train, first.train)
+
+    other = TrainingSetSearch(CountingBandEnergies("another embedder"), paths, names, planted=2, caches=[cache])
+    assert other.reused == 0 and other.caches == []  # rows of another embedder's space are not used
