@@ -10,10 +10,12 @@ from disk, copied, or served by any static server. Its sections:
 3. variable length (§2.3): one prompt at a few lengths (seconds_total), each trimmed;
 4. audio to audio (SAO §2): an input song, the output, the prompt and the noise level, when songs are given;
 5. autoencoder reconstructions (§4.1, Table 5): original beside reconstruction when songs are given, with
-   the STFT / MEL distances and SI-SDR measured here on those songs, and any table passed in;
+   the STFT / MEL distances and SI-SDR measured here on their first 10 s (as Table 5), and any table passed in;
 6. memorization (§4.5): each text-to-music generation beside its closest training songs, with their
    similarity and the replica threshold measured by a `samod.memorization.TrainingSetSearch`, or candidates
-   passed in (for example notebook 08's).
+   passed in (for example notebook 08's). `training_search` reads the training songs' embeddings from the
+   profile's shipped cache (samod/weights/<profile>/training_search.npz) for every file whose SHA-256 matches,
+   and embeds the rest.
 
 Only numbers measured by this function or passed in by the caller appear on the page. The pipeline is used
 through `generate`, `encode`, `decode` and `window_seconds` only, so a Stable Audio Open pipeline
@@ -194,8 +196,8 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
             items.append(page.clip(f"length_{k}", audio, f"seconds_total = {length:g}"))
             bar.update()
         sections.append(f"<h2>Variable length</h2>\n<p class='note'>One prompt, several seconds_total; the model "
-                        f"generates its whole window and the silence after seconds_total is trimmed. A length the text-to-music "
-                        f"section already made with this prompt shows that render.</p>"
+                        f"generates its whole window and the silence after seconds_total is trimmed. A length the "
+                        f"text-to-music section already made with this prompt shows that render.</p>"
                         f"{_meta(prompt=prompt, seconds=', '.join(f'{s:g}' for s in lengths), **shown)}"
                         f"<div class='pair'>{''.join(items)}</div>")
 

@@ -105,7 +105,7 @@ class Pipeline:
         frames = math.ceil(audio.shape[-1] / n)  # latent frames that hear the audio
         if frames + overlap >= window:  # little silence: encode the padded window
             return self.encode(F.pad(audio, (0, window * n - audio.shape[-1]))[None])  # (1, D, window)
-        head = self.encode(F.pad(audio, (0, (frames + overlap) * n - audio.shape[-1]))[None])  # (1, D, frames + overlap)
+        head = self.encode(F.pad(audio, (0, (frames + overlap) * n - audio.shape[-1]))[None])  # (1, D, frames+overlap)
         silence = self.encode(audio.new_zeros(1, audio.shape[0], config.chunk_latents * n))  # (1, D, chunk)
         silence = silence[..., config.chunk_latents // 2, None]  # (1, D, 1): a frame far from both ends
         keep = frames + overlap // 2  # the head's frames that do not see its end

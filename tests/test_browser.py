@@ -1,7 +1,8 @@
 """The demo page and the prompt widget in a real browser: headless Chromium, driven by Playwright.
 
-1. The demo page (built from the stand-in pipeline) over a local HTTP server: no console errors, every player
-   loads its FLAC file with the file's duration, every spectrogram decodes.
+1. The demo page over a local HTTP server, built from the stand-in pipeline and from the active profile's models
+   as `make demo` builds it (tiny in CI: the reference weights): no console errors, every player loads its FLAC
+   file with the file's duration, every spectrogram decodes.
 2. samod.widget.PromptWidget in JupyterLab (a local server with a random token, on a notebook that shows the
    widget over the stand-in): Generate shows a player and a spectrogram; an empty prompt shows the error.
 
@@ -52,27 +53,66 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def served_page(tmp_path_factory):
-    """The stand-in's page served by http.server on a free localhost port, in a thread; stopped afterwards."""
-    index = build_stand_in_page(tmp_path_factory.mktemp("demo"))
-    handler = functools.partial(QuietHandler, directory=str(index.parent))
+def serve(folder: Path):
+    """http.server over `folder` on a free localhost port, in a thread: (server, base URL); stop with stop(server)."""
+    handler = functools.partial(QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # port 0: a free one
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield index, f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    server.thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server.thread.start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def stop(server) -> None:
     server.shutdown()
     server.server_close()
-    thread.join(timeout=10)
+    server.thread.join(timeout=10)
 
 
-def test_page_loads_in_chromium(browser, served_page):
-    index, url = served_page
+@pytest.fixture(scope="module")
+def served_page(tmp_path_factory):
+    """The stand-in's page, served; stopped afterwards."""
+    index = build_stand_in_page(tmp_path_factory.mktemp("demo"))
+    server, base = serve(index.parent)
+    yield index, f"{base}/index.html"
+    stop(server)
+
+
+@pytest.fixture(scope="module")
+def served_profile_page(tmp_path_factory):
+    """The active profile's page as `make demo` builds it (python -m samod.demo_page: the profile's models, the
+    reference weights at tiny, and held-out corpus songs), served; skipped without the corpus or the models."""
+    from samod.demo_page import main, weights_rows
+    from samod.profiles import REPO_ROOT, get_profile
+    profile = get_profile()
+    if not (profile.corpus_dir / "metadata.jsonl").is_file():
+        pytest.skip(f"no corpus at {profile.corpus_dir}: `make corpus` renders it (`make test` does first)")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SAMOD_WEIGHTS", "reference")  # as make demo (the unit tests' conftest chooses "own")
+        missing = [row["file"] for row in weights_rows(profile) if not (REPO_ROOT / row["file"]).is_file()]
+        if missing:
+            pytest.skip(f"the {profile.name} profile has no trained models ({', '.join(missing)}): train them first")
+        index = main(["--out", str(tmp_path_factory.mktemp("profile_demo"))])
+    assert "reference" in index.read_text()  # the header names the weights it used
+    server, base = serve(index.parent)
+    yield index, f"{base}/index.html"
+    stop(server)
+
+
+def metadata_read(request) -> bool:
+    """A player's request that Chromium aborted itself: with preload="metadata" it stops downloading a longer file
+    once it has read the header (whether the player then knows its duration is checked below)."""
+    return request.resource_type == "media" and request.failure == "net::ERR_ABORTED"
+
+
+def check_page(browser, index: Path, url: str) -> tuple[int, int]:
+    """Open the page in Chromium: no console errors or failed requests, every player loads its file and reports
+    the file's duration (within 1 %), every spectrogram decodes. Returns (players, images) counted."""
     page = browser.new_page()
     errors = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
+    page.on("requestfailed", lambda request: None if metadata_read(request) else
+            errors.append(f"failed: {request.url} {request.failure}"))
     page.goto(url, wait_until="load", timeout=WAIT_MS)
 
     # 1. every player has loaded its metadata (readyState >= 1) and knows its duration
@@ -80,7 +120,6 @@ def test_page_loads_in_chromium(browser, served_page):
                            timeout=WAIT_MS)
     players = page.eval_on_selector_all("audio", "all => all.map(a => ({src: a.getAttribute('src'), "
                                                  "duration: a.duration, error: a.error && a.error.code}))")
-    assert len(players) == 10
     for player in players:
         assert player["error"] is None, player
         expected = sf.info(str(index.parent / player["src"])).duration
@@ -89,11 +128,27 @@ def test_page_loads_in_chromium(browser, served_page):
     # 2. every spectrogram decoded
     page.wait_for_function("[...document.images].every(i => i.complete)", timeout=WAIT_MS)
     images = page.eval_on_selector_all("img", "all => all.map(i => [i.getAttribute('src'), i.naturalWidth])")
-    assert len(images) == 10 and all(width > 0 for _, width in images), images
+    assert all(width > 0 for _, width in images), images
 
     # 3. nothing went wrong on the way
     assert errors == []
     page.close()
+    return len(players), len(images)
+
+
+def test_page_loads_in_chromium(browser, served_page):
+    assert check_page(browser, *served_page) == (10, 10)
+
+
+def test_the_profile_page_loads_in_chromium(browser, served_profile_page):
+    """The page of the active profile's models (tiny in CI: the reference weights), every section in it."""
+    index, url = served_profile_page
+    text = index.read_text()
+    for section in ("Text to music", "Variable length", "Audio to audio", "Autoencoder reconstructions",
+                    "Memorization candidates"):
+        assert f"<h2>{section}</h2>" in text, section
+    players, images = check_page(browser, index, url)
+    assert players == images == text.count("<audio ") >= 15
 
 
 # --- the prompt widget in JupyterLab ------------------------------------------------------------------
