@@ -58,11 +58,12 @@ def posterior(autoencoder: Autoencoder, audio: torch.Tensor) -> tuple[torch.Tens
 
 @torch.inference_mode()
 def silence_latent(autoencoder: Autoencoder) -> tuple[torch.Tensor, torch.Tensor]:
-    """mean, std (D,) of the posterior of silence: the middle frame of SILENCE_SECONDS of zeros."""
-    zeros = torch.zeros(2, round(SILENCE_SECONDS * autoencoder.config.sample_rate))  # (A, T)
+    """mean, std (D,) on the CPU of the posterior of silence: the middle frame of SILENCE_SECONDS of zeros."""
+    device = next(autoencoder.parameters()).device
+    zeros = torch.zeros(2, round(SILENCE_SECONDS * autoencoder.config.sample_rate), device=device)  # (A, T)
     mean, std = posterior(autoencoder, zeros)  # (D, L)
     middle = mean.shape[1] // 2
-    return mean[:, middle].clone(), std[:, middle].clone()
+    return mean[:, middle].cpu().clone(), std[:, middle].cpu().clone()
 
 
 def encode_corpus(autoencoder: Autoencoder, autoencoder_checkpoint: str | Path, metadata: str | Path,

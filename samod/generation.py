@@ -98,7 +98,8 @@ class Pipeline:
 
         Only the audio and chunk_overlap frames after it are encoded. A frame further on sees silence only (the
         encoder reaches at most chunk_overlap / 2 frames to each side: chunked encoding is exact for the same
-        reason), so each is the latent of silence, encoded once."""
+        reason), so each is the latent of silence (data_prep.encode.silence_latent, the one the DiT trained on)."""
+        from data_prep.encode import silence_latent
         config = self.autoencoder.config
         n, overlap, window = config.downsampling, config.chunk_overlap, self.window_frames
         audio = audio[:, :window * n]  # (A, <= window * n)
@@ -106,10 +107,10 @@ class Pipeline:
         if frames + overlap >= window:  # little silence: encode the padded window
             return self.encode(F.pad(audio, (0, window * n - audio.shape[-1]))[None])  # (1, D, window)
         head = self.encode(F.pad(audio, (0, (frames + overlap) * n - audio.shape[-1]))[None])  # (1, D, frames+overlap)
-        silence = self.encode(audio.new_zeros(1, audio.shape[0], config.chunk_latents * n))  # (1, D, chunk)
-        silence = silence[..., config.chunk_latents // 2, None]  # (1, D, 1): a frame far from both ends
+        silence = silence_latent(self.autoencoder)[0].to(self.device) / self.latent_scale  # (D,): the DiT's scale
         keep = frames + overlap // 2  # the head's frames that do not see its end
-        return torch.cat([head[..., :keep], silence.expand(-1, -1, window - keep)], dim=-1)  # (1, D, window)
+        tail = silence[None, :, None].expand(-1, -1, window - keep)  # (1, D, window - keep)
+        return torch.cat([head[..., :keep], tail], dim=-1)  # (1, D, window)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,6 @@ drawn by samod/display.py (`plot_nearest_similarity`). Taught in notebooks/08_me
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -126,15 +125,6 @@ def top_candidates(nearest_cosines: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in np.argsort(-best, kind="stable")[:k]]
 
 
-def file_sha256(path) -> str:
-    """SHA-256 of a file's bytes (hex): the key of a cached embedding of that file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_embedding_cache(path, embedder_name: str) -> dict[str, np.ndarray]:
     """{key: embedding} from a cache written by `TrainingSetSearch.save`; empty when the file is missing or
     was written by another embedder (its rows would be in another space)."""
@@ -162,6 +152,7 @@ class TrainingSetSearch:
 
     def __init__(self, embedder, paths: list, names: list[str], planted: int = 8, caches: list = ()):
         from samod.audio import load_audio
+        from samod.train import file_sha256
         if len(paths) != len(names) or len(paths) < 2:
             raise ValueError(f"pass at least two training songs, one name each; got {len(paths)} paths and "
                              f"{len(names)} names")
