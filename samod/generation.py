@@ -47,6 +47,7 @@ class SamplingConfig:
     steps: int = 100  # solver steps, one denoiser call each
     cfg_scale: float = 7.0  # classifier-free guidance: 1 = conditional only, 0 = unconditional
     cfg_rescale: float = 0.0  # phi of the guidance rescale (samod.sampler.Denoiser): 0 = plain CFG
+    cfg_interval: tuple[float, float] = (0.0, math.inf)  # guide only where lo < sigma <= hi (sigma_VE); else cfg 1
     sigma_max: float = 500.0  # text to audio starts from pure noise at this level (sigma_VE)
     sigma_min: float = 0.3  # the last level before the final step, which denoises to 0
     sampler: str = "dpmpp-3m-sde"  # or "dpmpp-2m-sde", or "dpmpp-2m" (deterministic): samod.sampler.SAMPLERS
@@ -150,7 +151,7 @@ class Pipeline:
         zeros = torch.zeros(b, device=device)
         cond = self.model.condition(text.to(device).float(), zeros, torch.full((b,), float(seconds), device=device))
         denoiser = Denoiser(self.model, cond, make_uncond(cond), cfg_scale=sampling.cfg_scale,
-                            cfg_rescale=sampling.cfg_rescale)
+                            cfg_rescale=sampling.cfg_rescale, cfg_interval=sampling.cfg_interval)
         generator = torch.Generator(device=device).manual_seed(sampling.seed)
         if init_latents is None:  # text to audio: pure noise at sigma_max
             sigmas = get_sigmas(sampling.steps, sampling.sigma_max, sampling.sigma_min, device=device)
@@ -176,7 +177,7 @@ class Pipeline:
 
         seconds      length of the music (seconds_total); None = the whole window. The window is always
                      generated in full and cut at `seconds` (trim=False keeps the tail, to inspect it).
-        steps, cfg_scale, cfg_rescale, sigma_max, sigma_min, sampler, seed
+        steps, cfg_scale, cfg_rescale, cfg_interval, sigma_max, sigma_min, sampler, seed
                      the sampling settings by keyword (SamplingConfig says what each does and its default);
                      sampling=SamplingConfig(...) sets them together, and a keyword overrides its field
         init_audio   audio-to-audio: (2, T) audio at 44.1 kHz whose latents are noised to init_noise_level

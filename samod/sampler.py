@@ -21,7 +21,9 @@ the same call with the cross-attention context zeroed (text and timing tokens) a
 as in CFG dropout during training. Both branches run as one batched call on cat([x, x]). The optional
 rescale (Lin et al. 2023, "Common diffusion noise schedules ... are flawed") pulls the guided output's
 per-position spread back to the conditional one: v <- phi v std_C(v_c) / std_C(v) + (1 - phi) v, with
-std over channels (unbiased, as stable-audio-tools' DiT).
+std over channels (unbiased, as stable-audio-tools' DiT). The optional guidance interval (stable-audio-tools'
+cfg_interval; Kynkaenniemi et al. 2024, "Applying guidance in a limited interval ...") guides only at noise
+levels lo < sigma <= hi and runs the conditional branch alone elsewhere (one model call instead of two).
 
 DPM-Solver++ (Lu et al. 2022, arXiv:2211.01095). With lambda = -log sigma (half the log-SNR), the
 probability-flow ODE dx/dsigma = (x - D) / sigma becomes dx/dlambda = D - x, so d(e^lambda x)/dlambda =
@@ -152,10 +154,14 @@ class Denoiser:
     model(x_in, t, **cond) -> v, with x_in (B, C, L), t (B,). cond and uncond are dicts of conditioning
     tensors with batch first (e.g. context (B, M, E), global_cond (B, 2E)); uncond = make_uncond(cond).
     cfg_scale = 1 uses the conditional branch only; otherwise both branches run in one batched call.
+    cfg_interval = (lo, hi) guides only where lo < sigma <= hi (sigma_VE; stable-audio-tools gives the same
+    interval in t = atan(sigma) 2 / pi) and uses the conditional branch alone elsewhere; the default guides
+    at every level.
     """
 
     def __init__(self, model: VModel, cond: Mapping[str, Tensor] | None = None,
-                 uncond: Mapping[str, Tensor] | None = None, *, cfg_scale: float = 1.0, cfg_rescale: float = 0.0):
+                 uncond: Mapping[str, Tensor] | None = None, *, cfg_scale: float = 1.0, cfg_rescale: float = 0.0,
+                 cfg_interval: tuple[float, float] = (0.0, math.inf)):
         for name, value in (("cond", cond), ("uncond", uncond)):
             if value is not None and not isinstance(value, Mapping):
                 raise ValueError(f"{name} must be a dict of conditioning tensors (model(x, t, **{name})) or None, "
@@ -164,6 +170,9 @@ class Denoiser:
             raise ValueError(f"cfg_scale must be >= 0 (1 = conditional only, SAO uses 7), got {cfg_scale}")
         if not 0 <= cfg_rescale <= 1:
             raise ValueError(f"cfg_rescale (phi) must be in [0, 1] (0 = plain CFG), got {cfg_rescale}")
+        lo, hi = cfg_interval
+        if not 0 <= lo < hi:
+            raise ValueError(f"cfg_interval must be (lo, hi) noise levels with 0 <= lo < hi (sigma_VE), got {cfg_interval}")
         if cfg_scale != 1 and uncond is None:
             raise ValueError(f"cfg_scale={cfg_scale} needs the unconditional branch: pass uncond=make_uncond(cond)"
                              " (or cfg_scale=1 for the conditional model alone)")
@@ -173,6 +182,7 @@ class Denoiser:
         self.model = model
         self.cfg_scale = cfg_scale
         self.cfg_rescale = cfg_rescale
+        self.cfg_interval = (float(lo), float(hi))
         self.cond = dict(cond or {})
         self.uncond = None if uncond is None else dict(uncond)
 
@@ -187,8 +197,10 @@ class Denoiser:
                           for i in range(0, len(x_in), CPU_PIECE)])
 
     def v(self, x_in: Tensor, t: Tensor) -> Tensor:  # (B, C, L), (B,) -> (B, C, L)
-        """The model's v with CFG (and its rescale) applied."""
-        if self.cfg_scale == 1:
+        """The model's v with CFG (and its rescale) applied where the noise level is inside cfg_interval."""
+        sigma = t_to_sigma(t)  # (B,)
+        guided = (self.cfg_interval[0] < sigma) & (sigma <= self.cfg_interval[1])  # (B,)
+        if self.cfg_scale == 1 or not guided.any():
             return self.model_v(x_in, t, self.cond)
         both = {k: torch.cat([self.cond[k], self.uncond[k]]) for k in self.cond}  # each (2B, ...)
         v_c, v_u = self.model_v(torch.cat([x_in, x_in]), torch.cat([t, t]), both).chunk(2)  # 2 x (B, C, L)
@@ -196,7 +208,7 @@ class Denoiser:
         if self.cfg_rescale > 0:
             phi = self.cfg_rescale
             v = phi * v * v_c.std(dim=1, keepdim=True) / v.std(dim=1, keepdim=True) + (1 - phi) * v  # std over C
-        return v
+        return torch.where(guided[:, None, None], v, v_c)
 
     def __call__(self, x: Tensor, sigma: Tensor | float) -> Tensor:  # (B, C, L), (B,) or () -> (B, C, L)
         """D(x, sigma) = c_skip x + c_out v(c_in x, t(sigma)): the v-model's estimate of the clean latents."""

@@ -151,6 +151,30 @@ def test_cfg_batched_call_equals_two_calls():
     torch.testing.assert_close(Denoiser(model, cond, uncond, cfg_scale=0.0).v(x, t), v_u)  # scale 0: uncond
 
 
+
+def test_cfg_interval_guides_inside_it_and_runs_the_conditional_branch_alone_outside():
+    model, cond = ToyVModel(), make_cond()
+    uncond = make_uncond(cond)
+    x = torch.randn(B, D, L, dtype=torch.float64)
+    interval = (1.0, 10.0)  # sigma_VE
+    everywhere = Denoiser(model, cond, uncond, cfg_scale=7.0)
+    limited = Denoiser(model, cond, uncond, cfg_scale=7.0, cfg_interval=interval)
+    conditional = Denoiser(model, cond, uncond, cfg_scale=1.0)
+    for sigma, inside in [(0.5, False), (0.999, False), (1.001, True), (5.0, True), (9.99, True), (10.01, False)]:
+        t = sigma_to_t(torch.full((B,), sigma, dtype=torch.float64))
+        model.batch_sizes.clear()
+        got = limited.v(x, t)
+        torch.testing.assert_close(got, (everywhere if inside else conditional).v(x, t))
+        assert model.batch_sizes[0] == (2 * B if inside else B)  # outside: one call, the conditional branch
+    t = sigma_to_t(torch.tensor([5.0, 50.0], dtype=torch.float64))  # one item inside, one outside
+    got = limited.v(x, t)
+    torch.testing.assert_close(got[:1], everywhere.v(x, t)[:1])
+    torch.testing.assert_close(got[1:], conditional.v(x, t)[1:])
+    assert not torch.allclose(everywhere.v(x, t)[1:], conditional.v(x, t)[1:])  # the two differ there
+    for bad in [(2.0, 1.0), (-1.0, 3.0), (1.0, 1.0)]:
+        with pytest.raises(ValueError, match="cfg_interval"):
+            Denoiser(model, cond, uncond, cfg_scale=7.0, cfg_interval=bad)
+
 def test_make_uncond_zeros_context_keeps_global_token():
     cond = make_cond()
     uncond = make_uncond(cond)
