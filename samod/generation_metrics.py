@@ -56,10 +56,15 @@ def bootstrap_interval(values, level: float = 0.95, draws: int = 2000, seed: int
     return float(low), float(high)
 
 
+def zero_shot_predictions(audio_embeddings: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
+    """The class of each audio embedding (N, E): the index of its most similar class embedding (K, E). (N,)"""
+    return (audio_embeddings @ class_embeddings.T).argmax(dim=1)
+
+
 def zero_shot_accuracy(audio_embeddings: torch.Tensor, class_embeddings: torch.Tensor,
                        labels: list[int]) -> float:
     """Classify each audio embedding (N, E) by its most similar class embedding (K, E); accuracy vs labels."""
-    predicted = (audio_embeddings @ class_embeddings.T).argmax(dim=1)  # (N,)
+    predicted = zero_shot_predictions(audio_embeddings, class_embeddings)  # (N,)
     return float((predicted == torch.as_tensor(labels)).float().mean())
 
 

@@ -258,7 +258,7 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
     """
     from data_prep.encode import encode_corpus
     from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
-    from samod.clap_training import evaluation_prompt, load_clap
+    from samod.clap_training import ClapRecipe, evaluation_prompt, load_clap
     from samod.data import read_metadata, split_records
     from samod.diffusion import CONFIG_NAME, STAGES, DiffusionRecipe, stage_dir, train_diffusion
     from samod.generation import Pipeline, length_quartiles, prompt_adherence, timing_adherence
@@ -296,7 +296,7 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
             lengths = length_quartiles(training, pipeline.window_seconds)
             timing = timing_adherence(pipeline, prompts[:8], lengths, steps=10)
             adherence = prompt_adherence(pipeline, prompts, lengths[0], steps=10, labels=labels, genres=genres,
-                                         clip_seconds=clap.config.window_seconds)
+                                         clip_seconds=ClapRecipe.for_profile(profile.name).crop_seconds)
             return {"timing_median_db": timing["median_after_vs_before_db"], "timing_lengths": timing["lengths"],
                     **{f"prompt_{k}": v for k, v in adherence.items() if k not in ("steps", "differences")}}
 

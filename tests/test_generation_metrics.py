@@ -181,10 +181,11 @@ def test_recall_at_k_on_a_known_ranking():
 
 
 def test_zero_shot_accuracy():
-    from samod.generation_metrics import zero_shot_accuracy
+    from samod.generation_metrics import zero_shot_accuracy, zero_shot_predictions
     classes = torch.eye(3)
     audio = torch.tensor([[1.0, 0.1, 0], [0, 0.2, 1.0], [0, 1.0, 0.3], [1.0, 0, 0]])
     assert zero_shot_accuracy(audio, classes, [0, 2, 1, 1]) == 0.75
+    assert zero_shot_predictions(audio, classes).tolist() == [0, 2, 1, 0]
 
 
 # --- bootstrap interval --------------------------------------------------------------------------
@@ -279,7 +280,12 @@ def test_prompt_adherence_separates_a_model_that_follows_prompts_from_one_that_d
     assert follows["difference_low"] == follows["difference_high"] == 1.0
     assert follows["genre_accuracy"] == 1.0 and follows["genre_chance"] == 0.5
     deaf = prompt_adherence(_TonePipeline(ignore_prompt=True), prompts, seconds=1.0, labels=labels, genres=genres)
-    assert deaf["genre_accuracy"] == 0.5  # every render classified "low"
+    assert deaf["genre_accuracy"] == 0.5 and deaf["genre_predicted"] == [0] * 8  # every render classified "low"
+    assert follows["genre_predicted"] == labels
+    assert deaf["genre_majority"] == 0.5  # naming one genre for all: half the labels
+    unequal = prompt_adherence(_TonePipeline(ignore_prompt=True), prompts, seconds=1.0, labels=[0] * 6 + [1] * 2,
+                               genres=genres)
+    assert unequal["genre_accuracy"] == unequal["genre_majority"] == 0.75  # the constant scores the majority share
     assert deaf["difference"] == 0.0 and deaf["difference_low"] < 0 < deaf["difference_high"]
     assert deaf["render_spread"] == 0.0 and follows["render_spread"] > 0.1
 
