@@ -69,7 +69,9 @@ def _prompt(d: dict) -> str:
     return (f"Prompt: over {p['prompts']} held-out prompts, CLAP similarity with the own prompt minus another "
             f"song's is {p['difference']:+.3f} (95 % interval {p['difference_low']:+.3f} to "
             f"{p['difference_high']:+.3f}); zero-shot genre accuracy of the renders "
-            f"{_x(p['genre_accuracy'], p['genre_chance'])}.")
+            f"{_x(p['genre_accuracy'], p['genre_chance'])}"
+            + (f", where naming the prompts' most frequent genre for every render would score {p['genre_majority']:.2f}"
+               if "genre_majority" in p else "") + ".")
 
 
 def _sampling(d: dict) -> str:
@@ -99,7 +101,8 @@ def _dit_curve(d: dict) -> str:
     return (f"The reference DiT after {last['step']} steps ({last['wall_minutes']:.0f} CPU minutes): "
             f"timing {last['timing_median_db']:.0f} dB after the end, prompt difference "
             f"{last['prompt_difference']:+.3f} (interval {last['prompt_difference_low']:+.3f} to "
-            f"{last['prompt_difference_high']:+.3f}), genre accuracy {_x(last['prompt_genre_accuracy'], last['prompt_genre_chance'])}.")
+            f"{last['prompt_difference_high']:+.3f}), genre accuracy {_x(last['prompt_genre_accuracy'], last['prompt_genre_chance'])}"
+            f" (CLAP hearing {last.get('prompt_clip_seconds', 5):g} s of each render).")
 
 
 def _evaluation(d: dict) -> str:
