@@ -162,7 +162,10 @@ def test_clap_scorer_and_genre_tagger_on_a_toy_clap():
     assert t.shape == (2, config.projection_dim)
     tagger = ClapGenreTagger(scorer, ["jazz", "rock", "metal"])
     logits = tagger.logits(audio[:1])
-    assert logits[0].shape == (len(window_starts(12 * SAMPLE_RATE, 5 * SAMPLE_RATE, round(2.5 * SAMPLE_RATE))), 3)
+    assert logits[0].shape == (len(window_starts(12 * SAMPLE_RATE, 10 * SAMPLE_RATE, 5 * SAMPLE_RATE)), 3) == (2, 3)
+    short = ClapGenreTagger(scorer, ["jazz", "rock", "metal"], window_seconds=5.0)  # CLAP's own window: no fusion
+    assert short.logits(audio[:1])[0].shape == (len(window_starts(12 * SAMPLE_RATE, 5 * SAMPLE_RATE, round(2.5 * SAMPLE_RATE))), 3)
+    assert "10 s windows, hop 5 s" in tagger.name and "5 s windows" in short.name
     assert "stand-in for PaSST" in tagger.name
     with pytest.raises(ValueError, match="genre names"):
         ClapGenreTagger(scorer, [])
