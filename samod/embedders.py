@@ -295,10 +295,9 @@ class ClapGenreTagger:
         classes = [scorer.embed_text(genre_prompts(g)).mean(axis=0) for g in self.genres]  # K x (P,)
         self.classes = np.stack([c / np.linalg.norm(c) for c in classes])  # (K, P)
         self.scale = float(scorer.encoder.model.logit_scale_a.detach().exp())
-        window = window_seconds
-        self.window, self.hop = round(window * SAMPLE_RATE), round(window / 2 * SAMPLE_RATE)
+        self.window, self.hop = round(window_seconds * SAMPLE_RATE), round(window_seconds / 2 * SAMPLE_RATE)
         self.name = (f"{len(self.genres)} genre classes scored by {scorer.name.split(':')[0]}, "
-                     f"{window:g} s windows, hop {window / 2:g} s: a stand-in for PaSST's AudioSet tags")
+                     f"{window_seconds:g} s windows, hop {window_seconds / 2:g} s: a stand-in for PaSST's AudioSet tags")
 
     def logits(self, audio) -> list[np.ndarray]:
         """(B, A, T) -> per file (windows, K) logits."""

@@ -72,6 +72,7 @@ class Pipeline:
     window_frames: int  # L: latent frames generated per call (the training window)
     description: dict = field(default_factory=dict)  # what the model is (diffusion.json)
     last_timing: dict = field(default_factory=dict)  # seconds spent in the last call: text, sampling, decoding
+    silence: torch.Tensor | None = field(default=None, init=False, repr=False)  # (D,) the silence latent, once encoded
 
     @property
     def latent_rate(self) -> float:
@@ -108,9 +109,10 @@ class Pipeline:
         if frames + overlap >= window:  # little silence: encode the padded window
             return self.encode(F.pad(audio, (0, window * n - audio.shape[-1]))[None])  # (1, D, window)
         head = self.encode(F.pad(audio, (0, (frames + overlap) * n - audio.shape[-1]))[None])  # (1, D, frames+overlap)
-        silence = silence_latent(self.autoencoder)[0].to(self.device) / self.latent_scale  # (D,): the DiT's scale
+        if self.silence is None:  # encoded once per pipeline
+            self.silence = silence_latent(self.autoencoder)[0] / self.latent_scale  # (D,) on the CPU: the DiT's scale
         keep = frames + overlap // 2  # the head's frames that do not see its end
-        tail = silence[None, :, None].expand(-1, -1, window - keep)  # (1, D, window - keep)
+        tail = self.silence.to(self.device)[None, :, None].expand(-1, -1, window - keep)  # (1, D, window - keep)
         return torch.cat([head[..., :keep], tail], dim=-1)  # (1, D, window)
 
     @torch.no_grad()

@@ -208,7 +208,7 @@ class Denoiser:
         if self.cfg_rescale > 0:
             phi = self.cfg_rescale
             v = phi * v * v_c.std(dim=1, keepdim=True) / v.std(dim=1, keepdim=True) + (1 - phi) * v  # std over C
-        return torch.where(guided[:, None, None], v, v_c)
+        return v if guided.all() else torch.where(guided[:, None, None], v, v_c)
 
     def __call__(self, x: Tensor, sigma: Tensor | float) -> Tensor:  # (B, C, L), (B,) or () -> (B, C, L)
         """D(x, sigma) = c_skip x + c_out v(c_in x, t(sigma)): the v-model's estimate of the clean latents."""
