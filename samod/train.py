@@ -279,6 +279,10 @@ class Trainer:
         path = self.checkpoint_dir / CHECKPOINT_NAME if self.checkpoint_dir else None
         if path is not None and path.exists():
             self.load_checkpoint(path)
+            if self.step > config.steps:  # e.g. a notebook's live run, left by a version that trained it longer
+                warnings.warn(f"{path} holds a run of {self.step} steps, more than the {config.steps} asked for: it "
+                              f"is loaded as it is and nothing is trained. Delete {self.checkpoint_dir} to train "
+                              f"{config.steps} steps from the start")
         elif self.step == 0:
             torch.manual_seed(config.seed + self.rank)  # seeds CUDA too; each rank draws its own dropout
         for module in self.modules.values():

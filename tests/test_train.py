@@ -154,6 +154,14 @@ def test_resume_needs_the_rng_state(tmp_path):
     assert not torch.equal(straight.modules["net"][0].weight, resumed.modules["net"][0].weight)
 
 
+def test_a_checkpoint_past_the_asked_steps_is_loaded_with_a_warning(tmp_path):
+    Trainer(make_stage(0), quiet(4), tmp_path).fit(StepBatches(ToyDataset(10), 3))
+    shorter = Trainer(make_stage(0), quiet(2), tmp_path)
+    with pytest.warns(UserWarning, match="4 steps, more than the 2 asked for"):
+        history = shorter.fit(StepBatches(ToyDataset(10), 3))
+    assert shorter.step == 4 and history[-1]["step"] == 4  # loaded, not trained again
+
+
 def test_checkpoint_contents_and_load_weights(tmp_path):
     trainer = Trainer(make_stage(0), quiet(4, checkpoint_every=2), tmp_path)
     trainer.fit(StepBatches(ToyDataset(), 2))
