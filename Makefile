@@ -90,20 +90,21 @@ weights: corpus
 TEST_FIRST := $(sort $(wildcard notebooks/0[0-4]_*.ipynb)) $(sort $(wildcard notebooks/solutions/0[0-4]_*.ipynb))
 TEST_SECOND := $(filter-out $(TEST_FIRST),$(NOTEBOOKS) $(SOLUTIONS))
 NBVAL := $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env
+# The ten slowest tests are listed at the end, with their times (the browser tests among them)
+UNIT := $(BIN)/python -m pytest tests -q --durations=10
 
 test: corpus
 	OMP_NUM_THREADS=1 $(MAKE) --no-print-directory --output-sync=target -j2 test-first test-second
 
 test-first: setup
-	$(BIN)/python -m pytest tests -q --durations=10
+	$(UNIT)
 	$(NBVAL) $(TEST_FIRST)
 
 test-second: setup
 	$(NBVAL) $(TEST_SECOND)
 
-# The ten slowest tests are listed at the end, with their times (the browser tests among them)
 unit: setup
-	$(BIN)/python -m pytest tests -q --durations=10
+	$(UNIT)
 
 notebooks: corpus
 	$(NBVAL) $(NOTEBOOKS) $(SOLUTIONS)
