@@ -15,6 +15,7 @@ from dataclasses import asdict
 
 import torch
 
+from samod import chroma as notes
 from samod.audio import load_audio
 from samod.autoencoder import Autoencoder, AutoencoderConfig
 from samod.metrics import (input_dependence, lowpass_baseline, reconstruction_metrics, silence_baseline,
@@ -24,19 +25,22 @@ from samod.profiles import get_profile
 
 def table5(model: Autoencoder, records: list[dict], seconds: float = 10.0, start: float = 5.0,
            seed: int = 0, progress: bool = True) -> tuple[list[dict], dict]:
-    """Paper 1 Table 5 rows for `model` and the two baselines on `seconds` of each song from `start`.
+    """Paper 1 Table 5 rows for `model` and three baselines on `seconds` of each song from `start`.
 
     Rows: the VAE (a posterior sample decoded, as the reference does at inference), the same-size
-    low-pass (as many numbers per second as the latent holds) and silence. Returns (rows, details).
-    Each row also carries `input_dependence` (does each output follow its own song more than the
-    others?), in details[name]["input_dependence"]; the VAE's details add "silence_gap_db": how much
-    quieter its output for a silent clip of the same length is than its output for the songs.
+    low-pass (as many numbers per second as the latent holds), "rhythm only" (the song's band envelopes
+    on random-phase noise: samod.chroma.rhythm_only, which holds no notes) and silence. Returns (rows,
+    details). Each row also carries `input_dependence` (does each output follow its own song's envelopes
+    more than the others'?) and the note measures of samod.chroma (chroma identification and motion, and
+    the agreement of its chroma with the MIDI's sounding notes where the records name a MIDI file), in
+    details[name]; the VAE's details add "silence_gap_db": how much quieter its output for a silent clip
+    of the same length is than its output for the songs. details["midi_agreement_ceiling"] is the
+    originals' own agreement with their MIDI (what a perfect reconstruction scores).
     """
     cfg = model.config
-    references = []
-    for r in records:
-        audio = torch.from_numpy(load_audio(r["audio_path"], start=min(start, max(r["seconds"] - seconds, 0)),
-                                            seconds=seconds))  # (2, T)
+    references, starts = [], [min(start, max(r["seconds"] - seconds, 0)) for r in records]
+    for r, offset in zip(records, starts):
+        audio = torch.from_numpy(load_audio(r["audio_path"], start=offset, seconds=seconds))  # (2, T)
         references.append(audio[:, : audio.shape[1] // cfg.downsampling * cfg.downsampling])
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -44,17 +48,32 @@ def table5(model: Autoencoder, records: list[dict], seconds: float = 10.0, start
         decoded_silence = model(torch.zeros_like(references[0])[None], generator=generator).reconstruction[0]
     numbers_per_second = cfg.latent_dim * cfg.latent_rate
     lowpass = [torch.as_tensor(lowpass_baseline(a, numbers_per_second)) for a in references]
+    rhythm = [notes.rhythm_only(a, cfg.sample_rate, seed=i) for i, a in enumerate(references)]
     silence = [torch.as_tensor(silence_baseline(a)) for a in references]
+    midi = [r.get("midi_path") for r in records]
     rows, details = [], {}
     for name, outputs, rate, channels in ((f"samod VAE ({get_profile().name})", reconstructions, cfg.latent_rate, cfg.latent_dim),
                                           (f"low-pass, {numbers_per_second:.0f} numbers/s", lowpass, None, None),
+                                          ("rhythm only (band envelopes on noise)", rhythm, None, None),
                                           ("silence", silence, None, None)):
         metrics = reconstruction_metrics(references, outputs, cfg.sample_rate, progress=progress)
         dependence = input_dependence(references, outputs, cfg.sample_rate)
-        rows.append(table5_row(name, metrics, cfg.sample_rate, rate, channels, input_dependence=dependence))
-        details[name] = {**metrics, "input_dependence": dependence}
+        row = table5_row(name, metrics, cfg.sample_rate, rate, channels, input_dependence=dependence)
+        note = notes.note_measures(references, outputs, cfg.sample_rate)
+        row |= {k: note[k] for k in ("chroma_identification", "chroma_motion")}
+        if all(midi):
+            row["midi_agreement"] = _midi_agreement(outputs, midi, starts, cfg.sample_rate)
+        rows.append(row)
+        details[name] = {**metrics, "input_dependence": dependence, "notes": note}
     details[rows[0]["model"]]["silence_gap_db"] = silence_gap_db(decoded_silence, reconstructions)
+    if all(midi):
+        details["midi_agreement_ceiling"] = _midi_agreement(references, midi, starts, cfg.sample_rate)
     return rows, details
+
+
+def _midi_agreement(outputs: list, midi_paths: list, starts: list[float], sample_rate: int) -> float:
+    """Mean over files of samod.chroma.midi_agreement (each output against its song's MIDI)."""
+    return sum(notes.midi_agreement(o, m, s, sample_rate) for o, m, s in zip(outputs, midi_paths, starts)) / len(outputs)
 
 
 def _decode_peak_rss(config: dict, frames: int, chunked: bool) -> None:

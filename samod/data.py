@@ -44,7 +44,8 @@ def read_metadata(path: str | Path) -> list[dict]:
     """Read a metadata.jsonl file: one record (JSON object) per line; blank lines are ignored.
 
     Each record keeps its `path` as written and gains `audio_path`: the absolute path of its audio
-    file as a string, with a relative `path` resolved against the folder that holds metadata.jsonl.
+    file as a string, with a relative `path` resolved against the folder that holds metadata.jsonl;
+    a record with a `midi` file (the corpus keeps each song's score) gains `midi_path` the same way.
     """
     path = Path(path)
     if not path.is_file():
@@ -64,6 +65,9 @@ def read_metadata(path: str | Path) -> list[dict]:
                              f"'path' and 'seconds', got {line[:80]!r}")
         audio_path = Path(record["path"])
         record["audio_path"] = str(audio_path if audio_path.is_absolute() else (path.parent / audio_path).resolve())
+        if record.get("midi"):
+            midi_path = Path(record["midi"])
+            record["midi_path"] = str(midi_path if midi_path.is_absolute() else (path.parent / midi_path).resolve())
         records.append(record)
     return records
 

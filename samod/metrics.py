@@ -400,6 +400,7 @@ TABLE5_HEADER = ("model", "sampling rate", "STFT distance ↓", "MEL distance �
 
 INPUT_DEPENDENCE_HEADER = ("identification ↑", "specificity ratio ↓")  # our columns, not the paper's
 INPUT_DEPENDENCE_NAMES = ("identification", "specificity_ratio", "own_similarity")  # kept in a row
+NOTES_HEADER = ("chroma identification ↑", "chroma motion", "MIDI agreement ↑")  # samod.chroma: our columns
 
 GENERATION_HEADER = ("model", "output length", "FD ↓", "KL ↓", "CLAP score ↑", "inference time")  # Tables 2-3
 
@@ -425,7 +426,7 @@ def _cell(value, fmt: str) -> str:
     return "—" if value is None else fmt.format(value)
 
 
-def _table5_cells(row: dict, dependence: bool) -> list[str]:
+def _table5_cells(row: dict, dependence: bool, notes: bool = False) -> list[str]:
     cells = [row["model"], f"{row['sample_rate'] / 1000:g}kHz",
              _cell(row["stft_distance"], "{:.2f}"), _cell(row["mel_distance"], "{:.2f}"),
              _cell(row["si_sdr"], "{:.2f}"),
@@ -433,6 +434,8 @@ def _table5_cells(row: dict, dependence: bool) -> list[str]:
              _cell(row["latent_channels"], "{}")]
     if dependence:
         cells += [_cell(row.get("identification"), "{:.2f}"), _cell(row.get("specificity_ratio"), "{:.2f}")]
+    if notes:
+        cells += [_cell(row.get(k), "{:.2f}") for k in ("chroma_identification", "chroma_motion", "midi_agreement")]
     return cells
 
 
@@ -451,15 +454,17 @@ def markdown_table(rows: list[dict]) -> str:
 
     Rows of Table 5 (table5_row, or PUBLISHED_TABLE5) get its seven columns; when any of them carries
     input-dependence numbers (table5_row(..., input_dependence=...)), identification and specificity
-    ratio follow, "—" where a row has none. Rows of Tables 2-3 (evaluation.Scorer.score, which have an
+    ratio follow, "—" where a row has none; then, when any row carries samod.chroma's note measures, chroma
+    identification, chroma motion and MIDI agreement. Rows of Tables 2-3 (evaluation.Scorer.score, which have an
     FD) get GENERATION_HEADER's columns, KL and CLAP score with their bootstrap interval.
     """
     if rows and "FD" in rows[0]:
         header, cells = GENERATION_HEADER, [_generation_cells(row) for row in rows]
     else:
         dependence = any("identification" in row for row in rows)
-        header = TABLE5_HEADER + (INPUT_DEPENDENCE_HEADER if dependence else ())
-        cells = [_table5_cells(row, dependence) for row in rows]
+        notes = any("chroma_identification" in row for row in rows)
+        header = TABLE5_HEADER + (INPUT_DEPENDENCE_HEADER if dependence else ()) + (NOTES_HEADER if notes else ())
+        cells = [_table5_cells(row, dependence, notes) for row in rows]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row_cells) + " |" for row_cells in cells]
     return "\n".join(lines)

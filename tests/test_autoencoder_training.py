@@ -239,8 +239,10 @@ def test_recipe_trains_saves_loads_and_scores(tmp_path, monkeypatch):
     assert not model.training and model.config == recipe.model
     rows, details = table5(model, read_metadata(profile.corpus_dir / "metadata.jsonl")[:2], seconds=2.0,
                            start=1.0, progress=False)
-    assert [r["latent_channels"] for r in rows] == [4, None, None]
-    assert rows[2]["si_sdr"] == -80.0 and details[rows[0]["model"]]["n_files"] == 2
+    assert [r["latent_channels"] for r in rows] == [4, None, None, None]
+    assert rows[3]["si_sdr"] == -80.0 and details[rows[0]["model"]]["n_files"] == 2
+    assert all(0.0 <= r["chroma_identification"] <= 1.0 and "midi_agreement" in r for r in rows)
+    assert 0.0 < details["midi_agreement_ceiling"] <= 1.0  # the corpus's own songs against their MIDI
 
 
 # ----------------------------------------------------------------------------------------------------

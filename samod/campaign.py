@@ -1,0 +1,179 @@
+"""The tiny autoencoder's long campaign: train in segments, measure the notes after each, keep the curve.
+
+A CPU run of the tiny recipe (samod.autoencoder_training.AutoencoderRecipe.tiny) keeps rhythm and loudness
+and drops the notes; published pitched autoencoders train for tens of thousands of steps or more. The
+campaign is how a 2-core machine gets there: a resumable run that continues whenever the machine is idle,
+measured as it goes, so that each change of recipe ("lever") can be judged by the curve it bends.
+
+- The run starts from the shipped reference autoencoder (samod/weights/<profile>/autoencoder.safetensors),
+  with fresh optimizers and discriminator, and continues from its own checkpoint in
+  <profile>/checkpoints/autoencoder_campaign/ ($SAMOD_HOME keeps it outside the work tree).
+- `PHASES` lists the levers in the order they were applied, each from the step it started; a phase changes
+  one thing of the recipe before it.
+- After every segment the EMA weights are measured on 16 held-out songs (10 s from 5 s): chroma
+  identification and motion (samod.chroma), band-envelope identification (samod.metrics.input_dependence),
+  STFT / MEL distance and SI-SDR (Table 5's metrics), the decoded silence's gap below the music, and a
+  linear probe from latent frames to the input's chroma (does the encoder keep the notes at all?). Each point
+  records the steps and the CPU-hours of training so far; the curve is appended to
+  figures/autoencoder_campaign.json (plotted by `plot_campaign`).
+
+    python -m samod.campaign --segments 20 --segment-steps 250     # one thread is enough: OMP_NUM_THREADS=1
+
+Taught in notebooks/01_autoencoder.ipynb ("what longer training buys").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from samod import chroma as notes
+from samod.audio import load_audio
+from samod.autoencoder import Autoencoder
+from samod.autoencoder_training import AutoencoderRecipe, AutoencoderStage, load_autoencoder
+from samod.data import SongDataset, read_metadata, split_records
+from samod.metrics import input_dependence, reconstruction_metrics, silence_gap_db
+from samod.profiles import REPO_ROOT, get_profile
+from samod.train import CHECKPOINT_NAME, StepBatches, Trainer, TrainConfig, load_weights
+
+CURVE = REPO_ROOT / "figures" / "autoencoder_campaign.json"
+EVAL_SONGS, EVAL_SECONDS, EVAL_START = 16, 10.0, 5.0  # the issue's protocol: 16 held-out songs, 10 s from 5 s
+PROBE_SONGS = 32  # training songs the latent chroma probe is fitted on
+
+
+@dataclass(frozen=True)
+class Phase:
+    start: int  # campaign step from which this phase's recipe trains
+    name: str  # the lever, in a few words
+    recipe: AutoencoderRecipe
+
+
+def _phases() -> list[Phase]:
+    shipped = AutoencoderRecipe.tiny()
+    # A: the paper's adversary (EnCodec STFT discriminator, feature matching) from the first step, at the
+    # learning rate where the shipped run's schedule ended (1e-3 / (1 + 1500 / 500)), decaying slowly
+    adversary = replace(shipped, losses=replace(shipped.losses, discriminator_start=0),
+                        generator=replace(shipped.generator, lr=2.5e-4, inv_gamma=20_000, power=0.5),
+                        discriminator=replace(shipped.discriminator, lr=5e-4, inv_gamma=20_000, power=0.5))
+    return [Phase(0, "adversary from the start (paper's recipe), lr 2.5e-4", adversary)]
+
+
+PHASES = _phases()
+
+
+def phase_at(step: int) -> Phase:
+    return [p for p in PHASES if p.start <= step][-1]
+
+
+def _clip(record: dict, samples_multiple: int) -> torch.Tensor:
+    start = min(EVAL_START, max(record["seconds"] - EVAL_SECONDS, 0))
+    audio = torch.from_numpy(load_audio(record["audio_path"], start=start, seconds=EVAL_SECONDS))  # (2, T)
+    return audio[:, : audio.shape[1] // samples_multiple * samples_multiple]
+
+
+def _latent_chroma(chromagram: np.ndarray, frames: int) -> np.ndarray:
+    """(12, chroma frames) -> (12, latent frames): the mean of the chroma frames each latent frame covers."""
+    edges = np.linspace(0, chromagram.shape[1], frames + 1).astype(int)
+    return np.stack([chromagram[:, a:max(b, a + 1)].mean(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
+
+
+class Evaluation:
+    """The campaign's measurements of one autoencoder; the inputs' chromas are computed once."""
+
+    def __init__(self, multiple: int = 2048):
+        profile = get_profile()
+        training, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
+        self.references = [_clip(r, multiple) for r in held_out[:EVAL_SONGS]]
+        self.probe_clips = [_clip(r, multiple) for r in training[:PROBE_SONGS]]
+        self.reference_chroma = [notes.chroma(a) for a in self.references]
+        self.probe_chroma = [notes.chroma(a) for a in self.probe_clips]
+
+    @torch.no_grad()
+    def __call__(self, model: Autoencoder) -> dict:
+        generator = torch.Generator().manual_seed(0)
+        latents = [model.encode(a[None], generator=generator)[0] for a in self.references]  # (D, L) each
+        outputs = [model.decode(z[None], a.shape[-1])[0] for z, a in zip(latents, self.references)]
+        silence = model(torch.zeros_like(self.references[0])[None], generator=generator).reconstruction[0]
+        n = notes.note_measures(self.references, outputs)
+        table5 = reconstruction_metrics(self.references, outputs, progress=False)
+        envelope = input_dependence(self.references, outputs)
+        probe = self._probe(model, latents)
+        return {"chroma_identification": n["chroma_identification"], "chroma_motion": n["chroma_motion"],
+                "envelope_identification": envelope["identification"],
+                "stft_distance": table5["stft_distance"], "mel_distance": table5["mel_distance"],
+                "si_sdr": table5["si_sdr"], "silence_gap_db": silence_gap_db(silence, outputs), **probe}
+
+    def _probe(self, model: Autoencoder, held_out_latents: list[torch.Tensor]) -> dict:
+        """A ridge regression from latent frames (posterior means) to the chroma they cover, fitted on
+        training songs; its predictions for the held-out songs identified as `note_measures` does."""
+        train = [model.encode(a[None], sample=False)[0].numpy() for a in self.probe_clips]  # (D, L) each
+        x = np.concatenate(train, axis=1).T  # (frames, D)
+        y = np.concatenate([_latent_chroma(c, z.shape[1]) for c, z in zip(self.probe_chroma, train)], axis=1).T
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        xs = (x - mean) / std
+        ridge = 1e-2 * len(xs)  # the penalty grows with the frames, so it is the same per frame
+        weights = np.linalg.solve(xs.T @ xs + ridge * np.eye(xs.shape[1]), xs.T @ y)  # (D, 12)
+        predicted = [(((z.numpy().T - mean) / std) @ weights).T for z in held_out_latents]  # (12, L) each
+        truth = [_latent_chroma(c, p.shape[1]) for c, p in zip(self.reference_chroma, predicted)]
+        similarity = np.array([[notes.chroma_similarity(p, t) for t in truth] for p in predicted])
+        off = ~np.eye(len(truth), dtype=bool)
+        identified = similarity.diagonal() > np.where(off, similarity, -np.inf).max(axis=1)
+        return {"probe_identification": float(identified.mean()), "probe_similarity": float(similarity.diagonal().mean())}
+
+
+def run(segments: int, segment_steps: int, folder: Path | None = None, curve: Path = CURVE) -> list[dict]:
+    """Train `segments` segments of `segment_steps` steps each, measuring after each; returns the curve."""
+    profile = get_profile()
+    folder = Path(folder) if folder else profile.checkpoint_dir / "autoencoder_campaign"
+    folder.mkdir(parents=True, exist_ok=True)
+    points = json.loads(curve.read_text())["points"] if curve.exists() else []
+    evaluation = Evaluation()
+    if not points:  # the starting point: the shipped weights
+        points.append({"step": 0, "cpu_hours": 0.0, "phase": "shipped reference weights",
+                       **evaluation(load_autoencoder(source="reference"))})
+        _write(curve, points)
+    training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
+    for _ in range(segments):
+        step = points[-1]["step"]
+        phase = phase_at(step)
+        recipe = phase.recipe
+        model = load_autoencoder(source="reference").train()
+        stage = AutoencoderStage(model, recipe.losses, recipe.generator, recipe.discriminator, recipe.gain_db,
+                                 recipe.train_biases)
+        dataset = SongDataset(training, window_seconds=recipe.crop_samples / recipe.model.sample_rate,
+                              seed=profile.seed)
+        batches = StepBatches(dataset, recipe.batch_size, seed=profile.seed)
+        config = TrainConfig(steps=step + segment_steps, ema_decay=recipe.ema_decay, checkpoint_every=segment_steps,
+                             log_every=10, seed=profile.seed, progress=False, desc="campaign")
+        started = time.process_time()
+        history = Trainer(stage, config, folder).fit(lambda s: batches(s)["audio"])
+        cpu_hours = points[-1]["cpu_hours"] + (time.process_time() - started) / 3600
+        model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True))
+        losses = {k: v for k, v in history[-1].items() if isinstance(v, float)} if history else {}
+        points.append({"step": step + segment_steps, "cpu_hours": round(cpu_hours, 4), "phase": phase.name,
+                       **evaluation(model.eval()), "losses": losses})
+        _write(curve, points)
+        print(json.dumps({k: v for k, v in points[-1].items() if k != "losses"}), flush=True)
+    return points
+
+
+def _write(curve: Path, points: list[dict]) -> None:
+    text = {"protocol": f"{EVAL_SONGS} held-out songs, {EVAL_SECONDS:.0f} s from {EVAL_START:.0f} s, EMA weights; "
+                        f"latent chroma probe fitted on {PROBE_SONGS} training songs",
+            "chance": 1 / EVAL_SONGS, "phases": [{"start": p.start, "name": p.name} for p in PHASES], "points": points}
+    curve.write_text(json.dumps(text, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--segments", type=int, default=1)
+    parser.add_argument("--segment-steps", type=int, default=250)
+    parser.add_argument("--folder", type=Path, default=None, help="checkpoint folder (default: the profile's)")
+    parser.add_argument("--curve", type=Path, default=CURVE)
+    args = parser.parse_args()
+    run(args.segments, args.segment_steps, args.folder, args.curve)

@@ -1,0 +1,170 @@
+"""Does a reconstruction keep the notes? Chroma measures that rhythm and loudness alone cannot pass.
+
+The distances of Table 5 and the envelope measures of samod/metrics.py reward an output that follows
+its input's loudness over time. Noise shaped by the input's band envelopes ("rhythm only") passes them
+while holding no note at all. Chroma asks about pitch: how much energy each of the 12 pitch classes
+(C, C#, ..., B) holds in each frame, octaves folded together.
+
+    C[p, t]  = librosa CQT chroma of the mono mix at 22.05 kHz, hop 512 (43 frames a second)
+    c[p, t]  = C[p, t] - mean_p C[p, t]           each frame's mean removed: only which classes stand out
+    sim(a, b) = mean_t cos(c_a[:, t], c_b[:, t])  frame-wise cosine, averaged over the frames
+
+- **chroma identification**: the share of outputs whose most similar input (by `sim`) is their own.
+  Chance is 1/N; a constant, random noise and rhythm-only noise stay near it.
+- **chroma motion**: the temporal standard deviation of the output's chroma over the input's
+  (1.0: the harmony moves as much as in the input; a drone or a constant scores near 0).
+- **MIDI agreement**: every corpus song is rendered from a MIDI file the corpus keeps, so the pitch classes
+  sounding in each frame are known exactly: `sim` between the audio's chroma and that ground truth (drums
+  left out). The rendered song itself is the ceiling of any reconstruction of it.
+
+`rhythm_only` builds the stand-in that a measure of notes must fail: the input's 24 mel-band envelopes
+laid on random-phase noise.
+
+Shapes: audio is (channels, samples) at 44.1 kHz, as everywhere in samod; chroma is (12, frames).
+Taught in notebooks/01_autoencoder.ipynb.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from samod.profiles import SAMPLE_RATE
+
+CHROMA_RATE = 22050  # Hz: the audio is resampled to this before the constant-Q transform
+CHROMA_HOP = 512  # samples at CHROMA_RATE: 43 frames a second
+RHYTHM_BANDS = 24  # mel bands of the rhythm-only stand-in
+_FFT = 2048  # STFT of the rhythm-only stand-in (hop _FFT // 4)
+
+
+def _mono(audio) -> np.ndarray:
+    """(channels, samples) or (samples,) tensor or array -> (samples,) float32 mono mix."""
+    audio = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, dtype=np.float32)
+    if audio.ndim not in (1, 2):
+        raise ValueError(f"expected audio of shape (channels, samples) or (samples,), got {audio.shape}")
+    return audio.mean(axis=0) if audio.ndim == 2 else audio
+
+
+def chroma(audio, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """(12, frames) CQT chroma of the mono mix, each frame's mean over the pitch classes removed.
+
+    Digital silence gives all zeros (no class stands out), which is cosine 0 to anything."""
+    import librosa  # slow to import: only where chroma is computed
+    mono = _mono(audio)
+    if sample_rate != CHROMA_RATE:
+        mono = librosa.resample(mono, orig_sr=sample_rate, target_sr=CHROMA_RATE, res_type="soxr_hq")
+    if not np.any(mono):
+        return np.zeros((12, 1 + len(mono) // CHROMA_HOP), dtype=np.float32)
+    c = librosa.feature.chroma_cqt(y=mono, sr=CHROMA_RATE, hop_length=CHROMA_HOP)  # (12, frames) in [0, 1]
+    return (c - c.mean(axis=0, keepdims=True)).astype(np.float32)
+
+
+def chroma_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over frames of the cosine between two (12, frames) chromas (cut to the shorter one).
+
+    A frame with no energy in either chroma counts as cosine 0: a silent output does not match."""
+    frames = min(a.shape[1], b.shape[1])
+    a, b = a[:, :frames], b[:, :frames]
+    norms = np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0)  # (frames,)
+    cosine = np.where(norms > 1e-9, (a * b).sum(axis=0) / np.maximum(norms, 1e-9), 0.0)
+    return float(cosine.mean())
+
+
+def chroma_motion(reference: np.ndarray, output: np.ndarray) -> float:
+    """How much the output's harmony moves over time relative to the input's (1.0: as much).
+
+        motion = mean_p std_t(c_out[p, t]) / mean_p std_t(c_ref[p, t])
+    """
+    moving = reference.std(axis=1).mean()
+    return float(output.std(axis=1).mean() / moving) if moving > 1e-9 else 0.0
+
+
+def note_measures(references: list, outputs: list, sample_rate: int = SAMPLE_RATE) -> dict:
+    """Chroma identification and motion of N outputs against their N inputs (outputs[i] is for references[i]).
+
+        S[i, j]        = sim(chroma(outputs[i]), chroma(references[j]))     (N, N)
+        identification = share of i with S[i, i] > S[i, j] for every j != i   (a tie is a miss; chance 1/N)
+        motion         = mean_i chroma_motion(references[i], outputs[i])
+
+    Returns {"chroma_identification", "chroma_motion", "own_similarity" (mean of the diagonal),
+    "other_similarity" (mean off it), "chance", "n_files", "similarity" (N x N list of lists)}.
+    """
+    if len(references) != len(outputs) or len(references) < 2:
+        raise ValueError(f"pass one output per reference, at least 2 pairs, in the same order; got "
+                         f"{len(references)} references and {len(outputs)} outputs")
+    c_ref = [chroma(r, sample_rate) for r in references]
+    c_out = [chroma(o, sample_rate) for o in outputs]
+    n = len(references)
+    similarity = np.array([[chroma_similarity(o, r) for r in c_ref] for o in c_out])  # (N, N)
+    off = ~np.eye(n, dtype=bool)
+    best_other = np.where(off, similarity, -np.inf).max(axis=1)
+    identified = similarity.diagonal() > best_other
+    return {"chroma_identification": float(identified.mean()),
+            "chroma_motion": float(np.mean([chroma_motion(r, o) for r, o in zip(c_ref, c_out)])),
+            "own_similarity": float(similarity.diagonal().mean()), "other_similarity": float(similarity[off].mean()),
+            "chance": 1 / n, "n_files": n, "similarity": similarity.round(4).tolist()}
+
+
+def midi_chroma(midi_path, start: float, seconds: float) -> np.ndarray:
+    """(12, frames) sounding pitch classes of a MIDI file at the chroma's frame times (drums left out),
+    each frame's mean removed as in `chroma`; frames cover [start, start + seconds)."""
+    import pretty_midi  # only for MIDI ground truth
+    midi = pretty_midi.PrettyMIDI(str(midi_path))
+    times = start + np.arange(1 + round(seconds * CHROMA_RATE) // CHROMA_HOP) * CHROMA_HOP / CHROMA_RATE
+    sounding = np.zeros((12, len(times)), dtype=np.float32)
+    for instrument in midi.instruments:
+        if instrument.is_drum:
+            continue
+        for note in instrument.notes:
+            on = (times >= note.start) & (times < note.end)
+            sounding[note.pitch % 12, on] = 1.0
+    return sounding - sounding.mean(axis=0, keepdims=True)
+
+
+def midi_agreement(audio, midi_path, start: float, sample_rate: int = SAMPLE_RATE) -> float:
+    """sim between the audio's chroma and the MIDI's sounding pitch classes over the same span, counted
+    over the frames where some pitched note sounds (1.0: the audio's chroma is exactly the notes)."""
+    c_audio = chroma(audio, sample_rate)
+    seconds = _mono(audio).shape[-1] / sample_rate
+    c_midi = midi_chroma(midi_path, start, seconds)
+    frames = min(c_audio.shape[1], c_midi.shape[1])
+    c_audio, c_midi = c_audio[:, :frames], c_midi[:, :frames]
+    sounding = np.abs(c_midi).sum(axis=0) > 0  # frames with a pitched note (not all 12 or none)
+    if not sounding.any():
+        return 0.0
+    return chroma_similarity(c_audio[:, sounding], c_midi[:, sounding])
+
+
+@lru_cache(maxsize=4)
+def _band_filters(sample_rate: int) -> np.ndarray:
+    import librosa
+    return librosa.filters.mel(sr=sample_rate, n_fft=_FFT, n_mels=RHYTHM_BANDS, norm=None)  # (bands, freqs)
+
+
+def rhythm_only(audio, sample_rate: int = SAMPLE_RATE, seed: int = 0) -> torch.Tensor:
+    """The stand-in that holds rhythm and loudness and no notes: the input's 24 mel-band envelopes on
+    random-phase noise, per channel. (channels, samples) -> (channels, samples).
+
+        E[b, t]   = sum_f M[b, f] |X[f, t]|^2                 band energies (M: 24 mel filters, peak 1)
+        P[f, t]   = sum_b M[b, f] E[b, t] / sum_f' M[b, f']^2   each band's energy spread over its bins
+        Y[f, t]   = sqrt(P[f, t]) * exp(i * uniform phase)   then the inverse STFT, scaled to the input's RMS
+    """
+    x = torch.as_tensor(np.asarray(audio), dtype=torch.float32)
+    squeeze = x.ndim == 1
+    x = x[None] if squeeze else x
+    window = torch.hann_window(_FFT)
+    spectrum = torch.stft(x, _FFT, _FFT // 4, window=window, return_complex=True)  # (A, F, N)
+    filters = torch.from_numpy(_band_filters(sample_rate)).float()  # (bands, F)
+    energy = torch.einsum("bf,afn->abn", filters, spectrum.abs().pow(2))  # (A, bands, N)
+    # spread each band's energy over its bins: per-bin power = band energy / the band's filter mass
+    per_bin = energy / filters.pow(2).sum(dim=1).clamp_min(1e-12)[None, :, None]  # (A, bands, N)
+    power = torch.einsum("bf,abn->afn", filters, per_bin)  # (A, F, N)
+    generator = torch.Generator().manual_seed(seed)
+    phase = 2 * torch.pi * torch.rand(spectrum.shape, generator=generator)
+    noise = torch.polar(power.clamp_min(0).sqrt(), phase)  # (A, F, N)
+    y = torch.istft(noise, _FFT, _FFT // 4, window=window, length=x.shape[-1])  # (A, T)
+    # frames of random phase overlap-add incoherently: restore each channel's level
+    rms = lambda a: a.pow(2).mean(dim=-1, keepdim=True).sqrt()  # noqa: E731
+    y = y * rms(x) / rms(y).clamp_min(1e-12)
+    return y[0] if squeeze else y
