@@ -18,7 +18,7 @@ FIGURES = REPO_ROOT / "figures"  # the tiny profile's reference run, committed
 README = REPO_ROOT / "README.md"
 BEGIN = "<!-- results table: written by `python -m samod.results` from figures/*.json, do not edit by hand -->"
 END = "<!-- end of results table -->"
-HEADER = ("| stage | measured on held-out corpus songs | tiny reference | chance or baseline | from |\n"
+HEADER = ("| stage | measured on held-out songs | tiny reference | chance or baseline | from |\n"
           "|---|---|---|---|---|")
 
 
@@ -39,7 +39,7 @@ def _autoencoder(d: dict) -> list[tuple[str, str, str, str]]:
         ("autoencoder", "STFT / MEL distance to the input (lower is better)",
          f"{vae['stft_distance']:.2f} / {vae['mel_distance']:.2f}",
          f"same-size low-pass {lowpass['stft_distance']:.2f} / {lowpass['mel_distance']:.2f}"),
-        ("autoencoder", "decoded silence below decoded music", f"{d['notes']['silence_gap_db']:.0f} dB", "")]
+        ("autoencoder", "decoded silence below decoded music", f"{d['notes']['silence_gap_db']:.0f} dB", "-")]
 
 
 def _clap(d: dict) -> list[tuple[str, str, str, str]]:
@@ -52,7 +52,7 @@ def _clap(d: dict) -> list[tuple[str, str, str, str]]:
 
 
 def _dit(d: dict) -> list[tuple[str, str, str, str]]:
-    """adherence.json: notebook 06's timing and prompt adherence of the fine-tuned DiT at CFG 7."""
+    """adherence.json: notebook 06's timing and prompt adherence of the fine-tuned DiT, default guidance."""
     t, p = d["timing_adherence"], d["prompt_adherence"]
     lengths = " and ".join(f"{s:g}" for s in t["lengths"])
     return [
@@ -66,10 +66,11 @@ def _dit(d: dict) -> list[tuple[str, str, str, str]]:
 
 def _finetune(d: dict) -> list[tuple[str, str, str, str]]:
     """finetune_style.json: notebook 10's rank-r LoRA on a style the corpus lacks."""
+    control = _interval(d["control_difference"], d["control_low"], d["control_high"], 2)
     return [("LoRA", f"similarity to held-out {d['style']} songs, after minus before {d['steps']} steps "
                      f"({d['held_out_songs']} prompts, 95 % interval)",
              _interval(d["difference"], d["difference_low"], d["difference_high"], 2),
-             f"held-out corpus songs {_interval(d['control_difference'], d['control_low'], d['control_high'], 2)}")]
+             f"control, to held-out corpus songs {control}")]
 
 
 SOURCES = {"table5_autoencoder.json": _autoencoder, "clap_retrieval.json": _clap, "adherence.json": _dit,
