@@ -1,6 +1,6 @@
 """The benchmark scripts run (at a smoke size): each must execute end to end and print its ratio.
 
-No time is asserted here; the ratios are read from the scripts' output at full size (README, Tests).
+No time is asserted here; the ratios are read from the scripts' output at full size (CONTRIBUTING.md).
 """
 import subprocess
 import sys
