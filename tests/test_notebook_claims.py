@@ -172,3 +172,12 @@ def test_every_listed_constant_is_used(notebook):
     used |= {part for t in used for part in t.split("/")}
     unused = set(NOTEBOOK_CONSTANTS[notebook]) - used
     assert not unused, f"{path.name} no longer states {sorted(unused)}: remove them from NOTEBOOK_CONSTANTS"
+
+
+def test_every_glossary_link_has_its_entry():
+    """Notebooks link jargon to the course guide's glossary (README.md#glossary-<term>): each link finds its entry."""
+    anchors = set(re.findall(r'<a id="(glossary-[\w-]+)"></a>', (FOLDER / "README.md").read_text()))
+    assert len(anchors) >= 12, "the course guide's glossary is missing"
+    broken = {f"{path.name}: {link}" for path in NUMBERED for cell in _cells(path) if cell["cell_type"] == "markdown"
+              for link in re.findall(r"README\.md#(glossary-[\w-]+)", "".join(cell["source"])) if link not in anchors}
+    assert not broken, f"glossary links without an entry in notebooks/README.md: {sorted(broken)}"
