@@ -43,7 +43,6 @@ CONSTANTS = {
     "77": "CLAP text tokens (RoBERTa's maximum in LAION-CLAP, paper 1 §2.4)",
     "128": "T5 text tokens (Stable Audio Open §2.2); also the tiny corpus's song count (profiles.py)",
     "125": "RoBERTa-base text encoder, millions of parameters (paper 1 Table 1)",
-    "156": "autoencoder parameters in millions (paper 1 Table 1)",
 }
 
 # constants one notebook uses: notebook -> {number: source}
@@ -164,13 +163,22 @@ def test_markdown_states_no_run_numbers(path):
                        f"code; list a paper constant in NOTEBOOK_CONSTANTS with its source):\n" + "\n".join(found))
 
 
+def _used(path: Path) -> set[str]:
+    """The numbers a notebook's markdown states, and the parts of its ratios."""
+    tokens = {t for c in _cells(path) if c["cell_type"] == "markdown" for t in numbers_in("".join(c["source"]))}
+    return tokens | {part for t in tokens for part in t.split("/")}
+
+
+def test_every_shared_constant_is_used():
+    unused = set(CONSTANTS) - set().union(*(_used(p) for p in NUMBERED))
+    assert not unused, f"no notebook states {sorted(unused)} any more: remove them from CONSTANTS"
+
+
 @pytest.mark.parametrize("notebook", sorted(NOTEBOOK_CONSTANTS))
 def test_every_listed_constant_is_used(notebook):
     """The allow-list stays small: a constant no longer in the notebook's prose is struck from it."""
     path = next(FOLDER.glob(f"{notebook}_*.ipynb"))
-    used = {t for c in _cells(path) if c["cell_type"] == "markdown" for t in numbers_in("".join(c["source"]))}
-    used |= {part for t in used for part in t.split("/")}
-    unused = set(NOTEBOOK_CONSTANTS[notebook]) - used
+    unused = set(NOTEBOOK_CONSTANTS[notebook]) - _used(path)
     assert not unused, f"{path.name} no longer states {sorted(unused)}: remove them from NOTEBOOK_CONSTANTS"
 
 
