@@ -59,8 +59,6 @@ NOTEBOOK_CONSTANTS = {
         "3+3+2": "the rhythm of the exercise",
     },
     "01": {
-        "2020": "Ziyin et al. 2020 (Snake)",
-        "2016": "Salimans & Kingma 2016 (weight normalisation)",
         "1378": "64 x 21.53 numbers per second: the derivation of §3",
         "88200": "2 x 44100 audio samples per second: the derivation of §3",
         "0.1": "adversarial loss weight (SAO autoencoder config)",
@@ -104,6 +102,7 @@ def prose(markdown: str) -> str:
     text = re.sub(r"^\s*#+\s*\d+(\.\d+)*\.?", " ", text, flags=re.M)  # "## 3. ..." heading numbers
     text = re.sub(r"^\s*\d+\.\s", " ", text, flags=re.M)  # numbered list items
     text = re.sub(r"\b\d{2}_\w+", " ", text)  # notebook file names
+    text = re.sub(r"(?:et al\.|[A-Z][a-z]+)\s*[(,]?\s*(?:19[5-9]\d|20[0-2]\d)\b", " ", text)  # citations' years
     return _REFERENCE.sub(" ", text)
 
 
@@ -145,7 +144,7 @@ def _cells(path: Path) -> list[dict]:
 def test_the_checker_finds_a_run_number_and_passes_constants_and_references():
     cells = [{"cell_type": "markdown", "source": ["The live loss fell to 0.37 after 300 steps; its KL is 617, 1/617 of it."]},
              {"cell_type": "markdown", "source": ["## 3. Figure 1 and Table 5 (paper 1 §3.1, notebook 07)\n",
-                                                  "At 44.1 kHz, `steps=250`, two of 5 scales, Recall@10."]},
+                                                  "At 44.1 kHz, `steps=250`, two of 5 scales, Recall@10 (Ho et al. 2022; Salimans (2016))."]},
              {"cell_type": "code", "source": ["print(0.37)"]}]
     assert [f.split(":")[0] + ":" + f.split(":")[1].split(" in ")[0] for f in offending("00", cells)] == \
         ["cell 0: 0.37", "cell 0: 300", "cell 0: 617", "cell 0: 1/617"]
