@@ -132,7 +132,8 @@ def offending(notebook: str, cells: list[dict]) -> list[str]:
         text = prose("".join(cell["source"]))
         for token in numbers_in("".join(cell["source"])):
             if not _allowed(token, allowed):
-                at = text.find(token)
+                match = re.search(rf"(?<![\w.]){re.escape(token)}(?![\d])", text)
+                at = match.start() if match else 0
                 found.append(f"cell {index}: {token} in \"...{text[max(0, at - 40):at + 40].strip()}...\"")
     return found
 
