@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from samod.profiles import REPO_ROOT, Profile, get_profile
@@ -206,3 +207,26 @@ def what_you_will_see(notebook: str, profile: Profile | None = None):
         body = "\n".join(f"- {s}" for s in sentences) + f"\n\n<small>Numbers from {source}.</small>"
     return Markdown(f"> **What you will see at the {profile.name} profile**\n>\n"
                     + "\n".join(f"> {line}" for line in body.split("\n")))
+
+
+WORDS_PER_MINUTE = 150  # prose read per minute (the course guide's rate)
+CODE_LINES_PER_MINUTE = 15  # lines of code read per minute (the course guide's rate)
+
+
+def reading_counts(cells: list[dict]) -> tuple[int, int]:
+    """(words of prose, lines of code) in a notebook's cells: words are whitespace-separated tokens of the
+    markdown cells, code lines the non-blank lines of the code cells (comments included: a reader reads them)."""
+    words = lines = 0
+    for cell in cells:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            words += len(source.split())
+        elif cell["cell_type"] == "code":
+            lines += sum(1 for line in source.splitlines() if line.strip())
+    return words, lines
+
+
+def reading_minutes(path) -> float:
+    """Minutes to read a notebook at the course guide's rates: words / 150 + code lines / 15."""
+    words, lines = reading_counts(json.loads(Path(path).read_text())["cells"])
+    return words / WORDS_PER_MINUTE + lines / CODE_LINES_PER_MINUTE

@@ -72,3 +72,32 @@ def test_the_course_guide_names_every_solutions_notebook():
     assert solutions
     for path in solutions:
         assert f"solutions/{path.name}" in guide, f"notebooks/README.md does not name solutions/{path.name}"
+
+
+# ---- reading times (the course guide's "Time per notebook" table) ----
+import re  # noqa: E402
+
+from samod.course import CODE_LINES_PER_MINUTE, WORDS_PER_MINUTE, reading_counts, reading_minutes  # noqa: E402
+
+GUIDE = REFERENCE_FIGURES.parent / "notebooks" / "README.md"
+
+
+def test_reading_time_counts_prose_words_and_code_lines(tmp_path):
+    cells = [{"cell_type": "markdown", "source": ["# Title\n", "one two three four"]},  # 6 words
+             {"cell_type": "code", "source": ["x = 1\n", "\n", "   \n", "# a comment\n", "print(x)"]},  # 3 lines
+             {"cell_type": "raw", "source": ["not read"]}]
+    assert reading_counts(cells) == (6, 3)
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps({"cells": cells * 50}))  # 300 words, 150 lines
+    assert reading_minutes(path) == pytest.approx(300 / WORDS_PER_MINUTE + 150 / CODE_LINES_PER_MINUTE)
+    assert reading_minutes(path) == pytest.approx(12.0)
+
+
+def test_the_course_guide_lists_the_measured_reading_time_of_every_notebook():
+    listed = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\| (\d\d_\w+) \| (\d+) min \|", GUIDE.read_text(), re.M)}
+    notebooks = sorted(GUIDE.parent.glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(listed) == [p.stem for p in notebooks], "the guide's table should list every numbered notebook"
+    measured = {p.stem: reading_minutes(p) for p in notebooks}
+    wrong = {name: (listed[name], round(m)) for name, m in measured.items()
+             if abs(listed[name] - m) > max(1.0, 0.1 * m)}
+    assert not wrong, f"reading minutes in notebooks/README.md (listed, measured): {wrong}"
