@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -55,14 +54,13 @@ from samod.autoencoder_training import (AutoencoderRecipe, AutoencoderStage, dis
                                         feature_matching_loss, generator_adversarial_loss)
 from samod.checkpoints import count_parameters
 from samod.clap_training import ClapRecipe
-from samod.diffusion import DiffusionRecipe
+from samod.diffusion import DiffusionRecipe, window_frames
 from samod.dit import DiT
 from samod.generation import SamplingConfig
 from samod.profiles import REPO_ROOT, SAMPLE_RATE, get_profile
 
 MFU = 0.4  # model FLOP utilisation assumed: a well-tuned bf16 run of a transformer reaches 35-50%
 PEAK_FLOPS = {"A100": 312e12, "H100 SXM": 989e12}  # dense bf16 tensor-core peaks, FLOP/s
-STAGES = ("autoencoder", "clap", "dit_pretrain", "dit_finetune")
 PROFILES = ("tiny", "small", "paper")
 # GPU-hours the papers report, in A100-hours (paper 1 §3, footnote 5: one hour on one GPU)
 PAPER_HOURS = {
@@ -76,16 +74,14 @@ PAPER_SOURCES = ("Stable Audio 2 (paper 1) §3: CLAP ~3k, autoencoder 16k, DiT p
                  "DiT 338 h on 64 A100s, one stage on 1024-latent (47 s) windows, listed beside pre-training.")
 # Why samod's paper recipe and paper 1 differ by more than 2x, where they do (the plan prints it only then)
 GAP_REASONS = {
-    "autoencoder": "samod's recipe (1M steps of batch 32 on 1.5 s crops) follows the reference configuration; "
-                   "paper 1 gives neither its steps nor its batch, and the FLOPs counted leave out the STFTs of "
-                   "the losses and discriminator, the data loading and the EMA.",
-    "clap": "paper 1 gives neither CLAP's batch nor its steps: samod's 200k steps of batch 256 are a choice, "
-            "and LAION-CLAP-style training spends much of its time on audio loading and the front end, "
-            "which FLOPs do not count.",
-    "dit_pretrain": "paper 1 gives neither the batch nor the steps of the DiT: samod's 500k steps of batch 32 "
-                    "are a choice; the FLOPs are those of the longest (190 s) window, an upper bound per step.",
-    "dit_finetune": "paper 1 gives neither the batch nor the steps of fine-tuning: samod's 100k steps of batch "
-                    "32 at 285 s windows are a choice.",
+    "autoencoder": "paper 1 gives neither the autoencoder's steps nor its batch (samod's are a choice); "
+                   "its SnakeBeta activations, STFT losses and discriminator STFTs are element-wise "
+                   "or FFT work that FlopCounterMode does not count and that keeps a GPU far below the assumed MFU.",
+    "clap": "paper 1 gives neither CLAP's steps nor its batch (samod's are a choice); the audio front end "
+            "(resampling, STFT, mel) and the data loading are work the FLOPs do not count.",
+    "dit_pretrain": "paper 1 gives neither the DiT's steps nor its batch: samod's are a choice, far fewer "
+                    "examples than the paper's hours buy.",
+    "dit_finetune": "paper 1 gives neither the steps nor the batch of fine-tuning: samod's are a choice.",
 }
 
 
@@ -99,16 +95,9 @@ def count_flops(fn) -> tuple[int, object]:
     return counter.get_total_flops(), out
 
 
-def forward_backward_flops(forward) -> tuple[int, int]:
-    """(forward FLOPs, forward + backward FLOPs) of forward(), which returns a tensor to sum and backpropagate."""
-    f, out = count_flops(forward)
-    b, _ = count_flops(lambda: out.float().sum().backward())
-    return f, f + b
-
-
-def saved_activations(fn, params, blocks: list[nn.Module] = ()) -> dict[str, int]:
-    """Bytes autograd saves for backward while fn() runs (each storage once, parameters excluded), and how
-    they split over `blocks`: {"total", "blocks" (sum), "largest_block", "block_inputs" (sum of their inputs)}."""
+def saved_activations(fn, params, blocks: list[nn.Module] = ()) -> tuple[dict[str, int], object]:
+    """Bytes autograd saves for backward while fn() runs (each storage once, parameters excluded), split over
+    `blocks`: ({"total", "blocks" (their sum), "largest_block", "block_inputs" (sum of their inputs)}, fn())."""
     skip = {StorageWeakRef(p.untyped_storage()).cdata for p in params}
     owner, saved, inputs = [None], {}, []
 
@@ -128,13 +117,21 @@ def saved_activations(fn, params, blocks: list[nn.Module] = ()) -> dict[str, int
     handles += [b.register_forward_hook(lambda *_: owner.__setitem__(0, None)) for b in blocks]
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-            fn()
+            out = fn()
     finally:
         for handle in handles:
             handle.remove()
     per_block = [sum(n for o, n in saved.values() if o == i) for i in range(len(blocks))]
     return {"total": sum(n for _, n in saved.values()), "blocks": sum(per_block),
-            "largest_block": max(per_block, default=0), "block_inputs": sum(inputs)}
+            "largest_block": max(per_block, default=0), "block_inputs": sum(inputs)}, out
+
+
+def measure(forward, params=(), blocks: list[nn.Module] = ()) -> dict:
+    """One forward and backward of forward() (a tensor, summed to backpropagate): {"forward": FLOPs,
+    "step": forward + backward FLOPs, "memory": its saved activations (see saved_activations)}."""
+    f, (memory, out) = count_flops(lambda: saved_activations(forward, params, blocks))
+    b, _ = count_flops(lambda: out.float().sum().backward())
+    return {"forward": f, "step": f + b, "memory": memory}
 
 
 def checkpointed(m: dict[str, float]) -> float:
@@ -163,7 +160,7 @@ def gpu_hours(total_flops: float) -> dict[str, float]:
 
 def clap_costs(recipe: ClapRecipe) -> dict:
     """CLAP's two towers per (audio window, prompt) pair, and the text tower alone (what the DiT runs).
-    Counted on a pair of pairs, halved: the fusion's batch norm needs two examples in training mode."""
+    Counted on two pairs, halved: the fusion's batch norm needs two examples in training mode."""
     config, pairs = recipe.model, 2
     with torch.device("meta"):
         model = ClapModel(config.to_transformers())
@@ -180,82 +177,77 @@ def clap_costs(recipe: ClapRecipe) -> dict:
         text_embeds = model.text_projection(text())  # (2, P) each
         return F.normalize(audio_embeds, dim=-1) @ F.normalize(text_embeds, dim=-1).T  # the loss's logits
 
+    blocks = list(model.text_model.encoder.layer) + [b for s in model.audio_model.audio_encoder.layers for b in s.blocks]
     with fx_config.patch(meta_nonzero_assume_all_nonzero=True):  # is_longer is all True: exact on meta
-        _, example = forward_backward_flops(step)
-        blocks = list(model.text_model.encoder.layer) + [b for s in model.audio_model.audio_encoder.layers
-                                                         for b in s.blocks]
-        memory = saved_activations(step, list(model.parameters()), blocks)
-    text, _ = count_flops(text)
-    example, text, memory = example // pairs, text // pairs, {k: v / pairs for k, v in memory.items()}
+        counts = measure(step, list(model.parameters()), blocks)
+    example, memory = counts["step"] / pairs, {k: v / pairs for k, v in counts["memory"].items()}
     return {"parameters": count_parameters(model), "steps": recipe.steps, "batch": recipe.batch_size,
             "window": f"{config.window_seconds:g} s audio, {config.max_tokens} tokens",
             "flops_law": "fixed input: counted once", "flops_per_example": example,
-            "text_forward_flops": text, "flops_per_step": example * recipe.batch_size,
+            "text_forward_flops": count_flops(text)[0] / pairs, "flops_per_step": example * recipe.batch_size,
             "total_flops": example * recipe.batch_size * recipe.steps, "flops_per_generated_second": None,
             "activation_bytes": memory["total"], "activation_bytes_checkpointed": checkpointed(memory),
             "memory_law": "fixed input: measured once"}
 
 
 def autoencoder_costs(recipe: AutoencoderRecipe, generated_seconds: float) -> dict:
-    """The VAE on the meta device, its discriminator and losses on fake CPU tensors (shapes only)."""
-    lengths = (2 * 2048, 4 * 2048)  # samples of the reduced crops (the law is linear: two suffice)
+    """The VAE on the meta device; its discriminator and losses on fake CPU tensors (shapes only, but on "cpu",
+    where their STFTs' autocast switch works). Both at two crop lengths; the law is linear in the samples."""
+    lengths, model = (2 * 2048, 4 * 2048), recipe.model  # samples of the reduced crops
     with torch.device("meta"):
-        autoencoder = Autoencoder(recipe.model)
-    stage = AutoencoderStage(autoencoder, recipe.losses)  # discriminator and losses: real, small, on CPU
+        autoencoder = Autoencoder(model)
+    stage = AutoencoderStage(autoencoder, recipe.losses)  # discriminator and losses: real modules, on CPU
     blocks = list(autoencoder.encoder.blocks) + list(autoencoder.decoder.blocks)
-    counts = {"generator": [], "adversarial": [], "discriminator": [], "decode": [], "memory": []}
+    counts = {"generator": [], "adversarial": [], "discriminator": [], "decode": []}
+    memories = []
     for samples in lengths:
-        audio = torch.zeros(1, recipe.model.audio_channels, samples, device="meta")  # (1, A, T)
+        audio = torch.zeros(1, model.audio_channels, samples, device="meta")  # (1, A, T)
 
         def vae():
             latents, _, _, kl = vae_bottleneck(autoencoder.encoder(audio))  # (1, D, L)
             return autoencoder.decoder(latents) + kl  # (1, A, T)
 
-        forward, vae_step = forward_backward_flops(vae)
-        memory = saved_activations(vae, list(autoencoder.parameters()), blocks)
-        with FakeTensorMode(allow_non_fake_inputs=True) as mode:  # shapes only, on "cpu": the STFTs' autocast works
+        vae_counts = measure(vae, list(autoencoder.parameters()), blocks)
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
             weights = [mode.from_tensor(t) for m in (stage.discriminator, stage.reconstruction_loss)
                        for t in (*m.parameters(), *m.buffers())]  # the fake twins the mode computes with
-            real = torch.zeros(1, recipe.model.audio_channels, samples)  # (1, A, T)
+            real = torch.zeros(1, model.audio_channels, samples)  # (1, A, T)
             fake = torch.zeros_like(real, requires_grad=True)  # the decoder's output
-            _, losses = forward_backward_flops(lambda: stage.reconstruction_loss(fake, real)[0])
+            losses = measure(lambda: stage.reconstruction_loss(fake, real)[0], weights)
 
-            def adversary():
+            def adversary():  # the generator's adversarial and feature-matching terms
                 _, fake_logits, real_features, fake_features = stage.discriminate(real, fake)
-                return (stage.reconstruction_loss(fake, real)[0] + generator_adversarial_loss(fake_logits)
-                        + feature_matching_loss(real_features, fake_features))
+                return generator_adversarial_loss(fake_logits) + feature_matching_loss(real_features, fake_features)
 
-            _, adversarial = forward_backward_flops(adversary)
-            adversary_memory = saved_activations(adversary, weights)["total"]
-            _, discriminator = forward_backward_flops(
-                lambda: discriminator_hinge_loss(*stage.discriminate(real, fake.detach())[:2]))
-        counts["generator"].append(vae_step + losses)
-        counts["adversarial"].append(vae_step + adversarial)
-        counts["discriminator"].append(forward + discriminator)  # the VAE's forward without graph, then D
+            adversarial = measure(adversary, weights)
+            discriminator = measure(lambda: discriminator_hinge_loss(*stage.discriminate(real, fake.detach())[:2]))
+        counts["generator"].append(vae_counts["step"] + losses["step"])
+        counts["adversarial"].append(counts["generator"][-1] + adversarial["step"])
+        counts["discriminator"].append(vae_counts["forward"] + discriminator["step"])  # VAE without graph, then D
         counts["decode"].append(count_flops(lambda: autoencoder.decoder(torch.zeros(
-            1, recipe.model.latent_dim, samples // recipe.model.downsampling, device="meta")))[0])
-        counts["memory"].append({k: v + (adversary_memory if k == "total" else 0) for k, v in memory.items()})
+            1, model.latent_dim, samples // model.downsampling, device="meta")))[0])
+        memories.append(vae_counts["memory"] | {"total": vae_counts["memory"]["total"] + losses["memory"]["total"]
+                                                + adversarial["memory"]["total"]})
 
-    laws = {k: fit_law(lengths, v, 1) for k, v in counts.items() if k != "memory"}
+    laws = {k: fit_law(lengths, v, 1) for k, v in counts.items()}
     crop, start = recipe.crop_samples, recipe.losses.discriminator_start
-    per_example = {k: law(c, crop) for k, c in laws.items()}
-    total = recipe.batch_size * (min(start, recipe.steps) * per_example["generator"] + max(recipe.steps - start, 0)
-                                 * (per_example["adversarial"] + per_example["discriminator"]) / 2)
-    memory = {k: law(fit_law(lengths, [m[k] for m in counts["memory"]], 1), crop) for k in counts["memory"][0]}
-    decode_per_second = law(laws["decode"], generated_seconds * SAMPLE_RATE) / generated_seconds
+    example = {k: law(c, crop) for k, c in laws.items()}
+    total = recipe.batch_size * (min(start, recipe.steps) * example["generator"] + max(recipe.steps - start, 0)
+                                 * (example["adversarial"] + example["discriminator"]) / 2)
+    memory = {k: law(fit_law(lengths, [m[k] for m in memories], 1), crop) for k in memories[0]}
     return {"parameters": count_parameters(autoencoder), "discriminator_parameters":
             count_parameters(stage.discriminator), "steps": recipe.steps, "batch": recipe.batch_size,
             "window": f"{crop} samples ({crop / SAMPLE_RATE:.2f} s)",
             "flops_law": f"F(T) = a + b T per example, fit at T = {list(lengths)} samples",
-            "flops_law_coefficients": laws, "flops_per_example": per_example["adversarial"]
-            + per_example["discriminator"], "flops_per_step": total / recipe.steps, "total_flops": total,
-            "flops_per_generated_second": decode_per_second,
+            "flops_law_coefficients": laws, "flops_per_example": (example["adversarial"] + example["discriminator"]) / 2,
+            "flops_per_step": total / recipe.steps, "total_flops": total,
+            "flops_per_generated_second": law(laws["decode"], generated_seconds * SAMPLE_RATE) / generated_seconds,
             "activation_bytes": memory["total"], "activation_bytes_checkpointed": checkpointed(memory),
             "memory_law": f"M(T) = a + b T, fit at T = {list(lengths)} samples"}
 
 
 def dit_costs(recipe: DiffusionRecipe, windows: dict[str, int], latent_rate: float, text_tokens: int,
-              text_flops: int, generation: SamplingConfig) -> dict[str, dict]:
+              text_flops: float, sampling: SamplingConfig) -> dict[str, dict]:
     """The DiT's two stages: FLOPs on the meta device at depth 1 and 2 and three lengths, memory on CPU tensors
     at depth 1 and two lengths (scaled_dot_product_attention saves O(N) there, like flash attention)."""
     config, lengths = recipe.model, (16, 32, 64)  # latent frames of the reduced windows
@@ -272,8 +264,8 @@ def dit_costs(recipe: DiffusionRecipe, windows: dict[str, int], latent_rate: flo
             dit = DiT(replace(config, depth=depth))
         parameters[depth] = count_parameters(dit)
         for frames in lengths:
-            f, fb = forward_backward_flops(lambda: dit(*inputs(frames, "meta")))
-            flops["forward"][depth, frames], flops["step"][depth, frames] = f, fb
+            counts = measure(lambda: dit(*inputs(frames, "meta")))
+            flops["forward"][depth, frames], flops["step"][depth, frames] = counts["forward"], counts["step"]
 
     def at_depth(values: dict, frames: int) -> int:  # F(depth) = F(1) + (depth - 1) (F(2) - F(1))
         return values[1, frames] + (config.depth - 1) * (values[2, frames] - values[1, frames])
@@ -283,16 +275,16 @@ def dit_costs(recipe: DiffusionRecipe, windows: dict[str, int], latent_rate: flo
     dit = DiT(replace(config, depth=1)).train()  # the real block, on CPU
     memory_lengths, measured = lengths[:2], []
     for frames in memory_lengths:
-        m = saved_activations(lambda: dit(*inputs(frames, "cpu")), list(dit.parameters()), list(dit.blocks))
+        m, _ = saved_activations(lambda: dit(*inputs(frames, "cpu")), list(dit.parameters()), list(dit.blocks))
         measured.append({"total": m["total"] + (config.depth - 1) * m["blocks"],  # every block saves the same
                          "blocks": config.depth * m["blocks"], "largest_block": m["largest_block"],
                          "block_inputs": config.depth * m["block_inputs"]})
     memory_laws = {k: fit_law(memory_lengths, [m[k] for m in measured], 1) for k in measured[0]}
+    calls = sampling.steps * (2 if sampling.cfg_scale != 1 else 1)  # CFG runs both branches at every step
     out = {}
     for stage, frames in windows.items():
         example = law(laws["step"], frames) + text_flops  # the frozen text encoder runs in every step
         steps = recipe.steps[stage.removeprefix("dit_")]
-        calls = generation.steps * (2 if generation.cfg_scale != 1 else 1)  # CFG: both branches per step
         memory = {k: law(c, frames) for k, c in memory_laws.items()}
         out[stage] = {
             "parameters": parameters[1] + (config.depth - 1) * (parameters[2] - parameters[1]),
@@ -303,7 +295,7 @@ def dit_costs(recipe: DiffusionRecipe, windows: dict[str, int], latent_rate: flo
             "flops_per_step": example * recipe.batch_size, "total_flops": example * recipe.batch_size * steps,
             "flops_per_generated_second": calls * law(laws["forward"], frames) / (frames / latent_rate),
             "activation_bytes": memory["total"], "activation_bytes_checkpointed": checkpointed(memory),
-            "memory_law": f"M(L) = a + b L, fit at L = {list(memory_lengths)} latents, depth 1, times depth"}
+            "memory_law": f"M(L) = a + b L, fit at L = {list(memory_lengths)} latents at depth 1, blocks times depth"}
     return out
 
 
@@ -316,8 +308,7 @@ def plan(profile_name: str) -> dict:
     ae_recipe, clap_recipe = AutoencoderRecipe.for_profile(profile.name), ClapRecipe.for_profile(profile.name)
     dit_recipe = DiffusionRecipe.for_profile(profile.name)
     latent_rate = ae_recipe.model.latent_rate
-    windows = {"dit_pretrain": math.ceil(profile.pretrain_seconds * latent_rate),
-               "dit_finetune": math.ceil(profile.finetune_seconds * latent_rate)}
+    windows = {f"dit_{stage}": window_frames(profile, stage, latent_rate) for stage in ("pretrain", "finetune")}
     stages = {"autoencoder": autoencoder_costs(ae_recipe, profile.finetune_seconds)}
     stages["clap"] = clap_costs(clap_recipe)
     stages |= dit_costs(dit_recipe, windows, latent_rate, clap_recipe.model.max_tokens,
@@ -328,7 +319,8 @@ def plan(profile_name: str) -> dict:
         stage["paper_a100_hours"] = reported
         stage["ratio_to_paper"] = (stage["gpu_hours"]["A100"] / reported["stable_audio_2"]) if reported else None
         gap = stage["ratio_to_paper"] is not None and not 0.5 <= stage["ratio_to_paper"] <= 2.0
-        stage["gap_note"] = GAP_REASONS[name] if gap else None
+        stage["gap_note"] = (f"{GAP_REASONS[name]} Paper 1's hours at {MFU:.0%} MFU would pay for "
+                             f"{1 / stage['ratio_to_paper']:,.0f}x samod's steps x batch." if gap else None)
     return {"profile": profile.name, "stages": stages}
 
 
