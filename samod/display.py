@@ -298,7 +298,7 @@ def plot_compute_plan(cost: dict):
     bars = {"samod (counted FLOPs)": samod_hours}
     for paper, label in (("stable_audio_2", "Stable Audio 2 (paper 1)"), ("stable_audio_open", "Stable Audio Open")):
         bars[label] = [cost["stages"][s]["paper_a100_hours"].get(paper) or np.nan for s in stages]
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = plt.subplots(figsize=(8, 3))
     width = 0.8 / len(bars)
     for i, (label, hours) in enumerate(bars.items()):
         ax.bar(np.arange(len(stages)) + (i - (len(bars) - 1) / 2) * width, hours, width, label=label)
@@ -306,7 +306,7 @@ def plot_compute_plan(cost: dict):
     ax.set_yscale("log")
     ax.set_ylabel("A100-hours")
     ax.set_title(f"Training cost of the {cost['profile']} profile", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 

@@ -59,7 +59,7 @@ from samod.dit import DiT
 from samod.generation import SamplingConfig
 from samod.profiles import REPO_ROOT, SAMPLE_RATE, get_profile
 
-MFU = 0.4  # model FLOP utilisation assumed: a well-tuned bf16 run of a transformer reaches 35-50%
+MFU = 0.4  # model FLOP utilisation: an assumption (a well-tuned bf16 transformer run), not a measurement
 PEAK_FLOPS = {"A100": 312e12, "H100 SXM": 989e12}  # dense bf16 tensor-core peaks, FLOP/s
 PROFILES = ("tiny", "small", "paper")
 # GPU-hours the papers report, in A100-hours (paper 1 §3, footnote 5: one hour on one GPU)
