@@ -4,8 +4,8 @@
 (samod.autoencoder_training, samod.clap_training, samod.diffusion) cost, stage by stage (paper 1 §3:
 autoencoder, CLAP, DiT pre-training, DiT fine-tuning), beside the GPU-hours the papers report.
 
-How each number is obtained (nothing is guessed from a formula; everything is counted on the real modules
-built from the profile's configs, at reduced sizes, then scaled by a stated law):
+How each number is obtained (counted on the real modules built from the profile's configs and recipes, at
+reduced sizes, then scaled by a stated law; no hand formula):
 
 - Parameters: counted on the modules built on the meta device (shapes only, no memory).
 - FLOPs: torch.utils.flop_counter.FlopCounterMode over the forward and backward of one example.
@@ -20,8 +20,8 @@ built from the profile's configs, at reduced sizes, then scaled by a stated law)
 - Activation memory: the bytes autograd saves for backward (saved_tensors_hooks, each storage once,
   parameters excluded), one example, fp32, linear in the length (fit from two lengths). The DiT is measured on
   CPU tensors, where scaled_dot_product_attention saves O(N) like flash attention on a GPU; the convolutional
-  autoencoder and CLAP on the meta device. With gradient checkpointing each block keeps only its input and
-  one block's activations live again while it is recomputed:
+  autoencoder and CLAP on the meta device. With gradient checkpointing each block keeps only its inputs and
+  one block's activations live again while it is recomputed (tests/test_plan.py checks it on the DiT):
       M_ckpt = M - sum(block activations) + sum(block inputs) + max(block activations)
   which is what DiTConfig.gradient_checkpointing does; for the autoencoder and CLAP (no such switch in samod)
   what checkpointing their blocks would give. bf16 autocast stores the matmul inputs in half the bytes.
@@ -139,6 +139,15 @@ def checkpointed(m: dict[str, float]) -> float:
     return m["total"] - m["blocks"] + m["block_inputs"] + m["largest_block"]
 
 
+def memory_at(laws: dict[str, list[float]], x: float) -> dict:
+    """Activation bytes at length x, without and with checkpointing, from linear laws of saved_activations'
+    parts; the checkpointed law is the same combination of the parts' coefficients."""
+    return {"activation_bytes": law(laws["total"], x),
+            "activation_bytes_checkpointed": checkpointed({k: law(c, x) for k, c in laws.items()}),
+            "memory_law_coefficients": {"total": laws["total"], "checkpointed": [
+                checkpointed({k: c[j] for k, c in laws.items()}) for j in range(len(laws["total"]))]}}
+
+
 def fit_law(xs: list[float], ys: list[float], degree: int) -> list[float]:
     """Coefficients [a, b, (c)] of y = a + b x (+ c x^2) through the points (exact when len(xs) = degree + 1)."""
     vandermonde = np.array([[float(x) ** k for k in range(degree + 1)] for x in xs])
@@ -198,8 +207,7 @@ def autoencoder_costs(recipe: AutoencoderRecipe, generated_seconds: float) -> di
         autoencoder = Autoencoder(model)
     stage = AutoencoderStage(autoencoder, recipe.losses)  # discriminator and losses: real modules, on CPU
     blocks = list(autoencoder.encoder.blocks) + list(autoencoder.decoder.blocks)
-    counts = {"generator": [], "adversarial": [], "discriminator": [], "decode": []}
-    memories = []
+    counts, memories = {"generator": [], "adversarial": [], "discriminator": [], "decode": []}, []
     for samples in lengths:
         audio = torch.zeros(1, model.audio_channels, samples, device="meta")  # (1, A, T)
 
@@ -234,7 +242,7 @@ def autoencoder_costs(recipe: AutoencoderRecipe, generated_seconds: float) -> di
     example = {k: law(c, crop) for k, c in laws.items()}
     total = recipe.batch_size * (min(start, recipe.steps) * example["generator"] + max(recipe.steps - start, 0)
                                  * (example["adversarial"] + example["discriminator"]) / 2)
-    memory = {k: law(fit_law(lengths, [m[k] for m in memories], 1), crop) for k in memories[0]}
+    memory = memory_at({k: fit_law(lengths, [m[k] for m in memories], 1) for k in memories[0]}, crop)
     return {"parameters": count_parameters(autoencoder), "discriminator_parameters":
             count_parameters(stage.discriminator), "steps": recipe.steps, "batch": recipe.batch_size,
             "window": f"{crop} samples ({crop / SAMPLE_RATE:.2f} s)",
@@ -242,8 +250,7 @@ def autoencoder_costs(recipe: AutoencoderRecipe, generated_seconds: float) -> di
             "flops_law_coefficients": laws, "flops_per_example": (example["adversarial"] + example["discriminator"]) / 2,
             "flops_per_step": total / recipe.steps, "total_flops": total,
             "flops_per_generated_second": law(laws["decode"], generated_seconds * SAMPLE_RATE) / generated_seconds,
-            "activation_bytes": memory["total"], "activation_bytes_checkpointed": checkpointed(memory),
-            "memory_law": f"M(T) = a + b T, fit at T = {list(lengths)} samples"}
+            **memory, "memory_law": f"M(T) = a + b T, fit at T = {list(lengths)} samples"}
 
 
 def dit_costs(recipe: DiffusionRecipe, windows: dict[str, int], latent_rate: float, text_tokens: int,
@@ -285,7 +292,6 @@ def dit_costs(recipe: DiffusionRecipe, windows: dict[str, int], latent_rate: flo
     for stage, frames in windows.items():
         example = law(laws["step"], frames) + text_flops  # the frozen text encoder runs in every step
         steps = recipe.steps[stage.removeprefix("dit_")]
-        memory = {k: law(c, frames) for k, c in memory_laws.items()}
         out[stage] = {
             "parameters": parameters[1] + (config.depth - 1) * (parameters[2] - parameters[1]),
             "steps": steps, "batch": recipe.batch_size, "window": f"{frames} latents ({frames / latent_rate:.1f} s)",
@@ -294,7 +300,7 @@ def dit_costs(recipe: DiffusionRecipe, windows: dict[str, int], latent_rate: flo
             "flops_law_coefficients": laws, "flops_per_example": example,
             "flops_per_step": example * recipe.batch_size, "total_flops": example * recipe.batch_size * steps,
             "flops_per_generated_second": calls * law(laws["forward"], frames) / (frames / latent_rate),
-            "activation_bytes": memory["total"], "activation_bytes_checkpointed": checkpointed(memory),
+            **memory_at(memory_laws, frames),
             "memory_law": f"M(L) = a + b L, fit at L = {list(memory_lengths)} latents at depth 1, blocks times depth"}
     return out
 
@@ -306,11 +312,9 @@ def plan(profile_name: str) -> dict:
     """Every stage's costs for a profile, with GPU-hours and (paper profile) the papers' numbers beside."""
     profile = get_profile(profile_name)
     ae_recipe, clap_recipe = AutoencoderRecipe.for_profile(profile.name), ClapRecipe.for_profile(profile.name)
-    dit_recipe = DiffusionRecipe.for_profile(profile.name)
-    latent_rate = ae_recipe.model.latent_rate
+    dit_recipe, latent_rate = DiffusionRecipe.for_profile(profile.name), ae_recipe.model.latent_rate
     windows = {f"dit_{stage}": window_frames(profile, stage, latent_rate) for stage in ("pretrain", "finetune")}
-    stages = {"autoencoder": autoencoder_costs(ae_recipe, profile.finetune_seconds)}
-    stages["clap"] = clap_costs(clap_recipe)
+    stages = {"autoencoder": autoencoder_costs(ae_recipe, profile.finetune_seconds), "clap": clap_costs(clap_recipe)}
     stages |= dit_costs(dit_recipe, windows, latent_rate, clap_recipe.model.max_tokens,
                         stages["clap"]["text_forward_flops"], SamplingConfig())
     for name, stage in stages.items():
@@ -326,13 +330,11 @@ def plan(profile_name: str) -> dict:
 
 def rounded(value, digits: int = 6):
     """Floats to `digits` significant digits, recursively (the JSON is stable across BLAS libraries)."""
-    if isinstance(value, float):
-        return float(f"{value:.{digits}g}")
     if isinstance(value, dict):
         return {k: rounded(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [rounded(v, digits) for v in value]
-    return value
+    return float(f"{value:.{digits}g}") if isinstance(value, float) else value
 
 
 def markdown(plans: dict[str, dict]) -> str:
@@ -378,10 +380,9 @@ def write_plan(profiles: list[str], folder: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="What a profile's training stages cost (FLOPs, memory, GPU-hours)")
-    parser.add_argument("--profile", choices=("tiny", "small", "paper"), action="append",
+    parser.add_argument("--profile", choices=PROFILES, action="append",
                         help="profile to plan (repeatable; default all three)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for compute_plan.json/.md (default figures/ when all three are planned)")
+    parser.add_argument("--out", type=Path, help="folder for compute_plan.json/.md (default: figures/, for all three)")
     args = parser.parse_args(argv)
     profiles = list(dict.fromkeys(args.profile or PROFILES))
     out = args.out or (REPO_ROOT / "figures" if set(profiles) == set(PROFILES) else None)
@@ -389,8 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     if out is None:  # a subset: printed only, so that the committed table keeps every profile
         print(markdown({name: rounded(plan(name)) for name in profiles}))
     else:
-        print(markdown(write_plan(profiles, out)["plans"]))
-        print(f"written to {out}/compute_plan.json and compute_plan.md")
+        print(markdown(write_plan(profiles, out)["plans"]) + f"\nwritten to {out}/compute_plan.json and .md")
     print(f"planned in {time.perf_counter() - start:.1f} s")
 
 
