@@ -65,8 +65,10 @@ course-html: figures
 	@echo "the course as HTML: $(PROFILE_ROOT)/course/ (start with 00_data.html)"
 
 # Rebuild the committed reference figures on purpose: every notebook at the tiny profile, writing its figures
-# and tables into the repository's figures/ instead of artifacts/tiny/figures/. Review the diff, then commit.
+# and tables into the repository's figures/ instead of artifacts/tiny/figures/, after the compute plan of every
+# profile (figures/compute_plan.json and .md, which notebook 09 checks). Review the diff, then commit.
 reference-figures:
+	$(BIN)/python -m samod.plan
 	$(MAKE) figures SAMOD_PROFILE=tiny SAMOD_FIGURES=$(CURDIR)/figures
 
 # Retrain the profile's reference weights from scratch (resumes when interrupted) and export them to

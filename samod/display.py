@@ -291,6 +291,26 @@ def plot_peak_memory(measured: dict):
     return fig
 
 
+def plot_compute_plan(cost: dict):
+    """A100-hours per stage: samod's paper recipe at the plan's MFU beside the papers' (samod.plan.plan(...))."""
+    stages = list(cost["stages"])
+    samod_hours = [cost["stages"][s]["gpu_hours"]["A100"] for s in stages]
+    bars = {"samod (counted FLOPs)": samod_hours}
+    for paper, label in (("stable_audio_2", "Stable Audio 2 (paper 1)"), ("stable_audio_open", "Stable Audio Open")):
+        bars[label] = [cost["stages"][s]["paper_a100_hours"].get(paper) or np.nan for s in stages]
+    fig, ax = plt.subplots(figsize=(8, 3))
+    width = 0.8 / len(bars)
+    for i, (label, hours) in enumerate(bars.items()):
+        ax.bar(np.arange(len(stages)) + (i - (len(bars) - 1) / 2) * width, hours, width, label=label)
+    ax.set_xticks(range(len(stages)), [s.replace("_", "\n") for s in stages])
+    ax.set_yscale("log")
+    ax.set_ylabel("A100-hours")
+    ax.set_title(f"Training cost of the {cost['profile']} profile", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
 def plot_similarity(similarity, title: str = "text-audio similarity (held-out songs)"):
     """Heat map of a (texts, audio) similarity matrix: a bright diagonal means each text finds its song."""
     fig, ax = plt.subplots(figsize=(4.5, 4))
