@@ -162,6 +162,47 @@ def run(segments: int, segment_steps: int, folder: Path | None = None, curve: Pa
     return points
 
 
+def projection(points: list[dict], target: float = 0.8) -> dict:
+    """CPU-hours at which chroma identification would reach `target`, extrapolating a straight line fitted
+    to identification against log CPU-hours over the points above chance; {"cpu_hours": None, "why": ...}
+    when there is no rising trend to extrapolate."""
+    chance = 1 / EVAL_SONGS
+    rising = [p for p in points if p["cpu_hours"] > 0 and p["chroma_identification"] > chance + 1e-9]
+    if len(rising) < 2:
+        return {"cpu_hours": None, "why": f"{len(rising)} point(s) above chance: no trend to extrapolate yet"}
+    x = np.log([p["cpu_hours"] for p in rising])
+    slope, intercept = np.polyfit(x, [p["chroma_identification"] for p in rising], 1)
+    if slope <= 0:
+        return {"cpu_hours": None, "why": "chroma identification is not rising with CPU time"}
+    return {"cpu_hours": float(np.exp((target - intercept) / slope)), "why": "log-linear fit of the points above chance"}
+
+
+def plot_campaign(curve: dict):
+    """The campaign's curve: the identification measures (left) and the level measures (right) against CPU-hours."""
+    import matplotlib.pyplot as plt
+    points = curve["points"]
+    hours = [p["cpu_hours"] for p in points]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
+    for key, label in (("chroma_identification", "chroma identification (notes)"),
+                       ("probe_identification", "latent chroma probe (encoder keeps notes?)"),
+                       ("envelope_identification", "band-envelope identification (rhythm)")):
+        left.plot(hours, [p[key] for p in points], "o-", label=label)
+    left.axhline(curve["chance"], color="grey", ls=":", label="chance")
+    left.axhline(0.8, color="green", ls="--", lw=0.8, label="target for notes")
+    left.set(xlabel="CPU-hours of training (one thread)", ylabel="share of 16 held-out songs", ylim=(-0.03, 1.03))
+    left.legend(fontsize=7, loc="center right")
+    right.plot(hours, [p["chroma_motion"] for p in points], "o-", label="chroma motion (1 = as in the input)")
+    right.set(xlabel="CPU-hours of training (one thread)", ylabel="chroma motion")
+    twin = right.twinx()
+    twin.plot(hours, [p["silence_gap_db"] for p in points], "s--", color="tab:red", label="decoded silence below music")
+    twin.set_ylabel("dB")
+    right.legend(fontsize=7, loc="upper left"), twin.legend(fontsize=7, loc="lower right")
+    steps = points[-1]["step"]
+    fig.suptitle(f"The tiny autoencoder's campaign: {steps} steps, {hours[-1]:.1f} CPU-hours so far")
+    fig.tight_layout()
+    return fig
+
+
 def _write(curve: Path, points: list[dict]) -> None:
     text = {"protocol": f"{EVAL_SONGS} held-out songs, {EVAL_SECONDS:.0f} s from {EVAL_START:.0f} s, EMA weights; "
                         f"latent chroma probe fitted on {PROBE_SONGS} training songs",

@@ -41,7 +41,19 @@ def _table5(d: dict) -> str:
             f"{vae['specificity_ratio']:.2f} (1.0 = ignores its input); STFT distance {vae['stft_distance']:.2f} "
             f"and MEL distance {vae['mel_distance']:.2f}, against the same-size low-pass's "
             f"{lowpass['stft_distance']:.2f} and {lowpass['mel_distance']:.2f}; decoded silence "
-            f"{d['notes'].get('silence_gap_db', float('nan')):.0f} dB below decoded music.")
+            f"{d['notes'].get('silence_gap_db', float('nan')):.0f} dB below decoded music." + _notes(d))
+
+
+def _notes(d: dict) -> str:
+    """What the note measures of Table 5 (samod.chroma) say, when the table has them."""
+    vae = d["rows"][0]
+    if "chroma_identification" not in vae:
+        return ""
+    others = {r["model"]: r["chroma_identification"] for r in d["rows"][1:]}
+    kept = ("It keeps the notes" if vae["chroma_identification"] >= 0.8 else
+            "It keeps rhythm and loudness but not the notes yet")
+    return (f" {kept}: chroma identification {vae['chroma_identification']:.2f} (chance {1 / vae['n_files']:.2f}; "
+            + ", ".join(f"{name} {value:.2f}" for name, value in others.items()) + ").")
 
 
 def _clap(d: dict) -> str:
@@ -88,6 +100,18 @@ def _demo_song(d: dict) -> str:
                        f"range {d['corpus_bossa_nova_range'][k][0]:.2f}-{d['corpus_bossa_nova_range'][k][1]:.2f})"
                        for k, ok in d["inside_range"].items())
     return f"The demo song (seed {d['seed']}, {d['steps']} steps, CFG {d['cfg_scale']:g}): {inside}."
+
+
+def _song_notes(d: dict) -> str:
+    """What to expect to hear, from the autoencoder's note measures in Table 5 (a generation is decoded by it)."""
+    vae = d["rows"][0]
+    if "chroma_identification" not in vae:
+        return ""
+    if vae["chroma_identification"] >= 0.8:
+        return f"The autoencoder keeps the notes (chroma identification {vae['chroma_identification']:.2f}): listen for them."
+    return (f"Every generation is decoded by the autoencoder of notebook 01, which keeps rhythm and loudness but not "
+            f"the notes yet (chroma identification {vae['chroma_identification']:.2f}, chance "
+            f"{1 / vae['n_files']:.2f}): expect a beat and textures in the prompt's tempo, no melody or chords.")
 
 
 def _diffusion_training(d: dict) -> str:
@@ -155,7 +179,7 @@ FACTS: dict[str, list[Fact]] = {
     "03": [Fact("table1_parameters.json", _parameters)],
     "04": [Fact("diffusion_training.json", _diffusion_training), Fact("dit_training_curve.json", _dit_curve)],
     "05": [Fact("generation_checks.json", _sampling)],
-    "05-song": [Fact("demo_song.json", _demo_song)],  # before the song
+    "05-song": [Fact("demo_song.json", _demo_song), Fact("table5_autoencoder.json", _song_notes)],  # before the song
     "06": [Fact("adherence.json", _timing), Fact("adherence.json", _prompt), Fact("evaluation.json", _evaluation)],
     "07": [Fact("structure_validation.json", _structure)],
     "08": [Fact("memorization.json", _memorization)],

@@ -1,6 +1,7 @@
 """The demo page (samod/demo_page.py), built from a stand-in pipeline of sine waves: every file it links
 exists next to it, prompts are escaped, nothing points at the network, the FLAC files have their lengths;
 and once from samod's own Pipeline with random weights at toy sizes."""
+import json
 import re
 
 import numpy as np
@@ -9,7 +10,7 @@ import soundfile as sf
 import torch
 
 from demo_stand_in import PROMPTS, SinePipeline, build_stand_in_page
-from samod.demo_page import build_demo_page
+from samod.demo_page import build_demo_page, notes_rows
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,23 @@ def test_reconstruction_numbers_are_measured_or_passed_in(page):
     text = page.read_text()
     assert "passed in by the test" in text and "2.2" in text
     assert "stft_distance" in text and "si_sdr" in text  # measured on the song shown
+    assert "chroma cosine: reconstruction" in text and "rhythm only" in text  # the notes, beside two baselines
+
+
+def test_notes_rows_read_table5_and_say_what_is_kept(tmp_path):
+    rows = [{"model": "samod VAE (tiny)", "n_files": 16, "identification": 0.94, "chroma_identification": 0.06,
+             "chroma_motion": 0.27, "midi_agreement": 0.07},
+            {"model": "low-pass", "n_files": 16, "identification": 1.0, "chroma_identification": 1.0,
+             "chroma_motion": 0.97, "midi_agreement": 0.5}]
+    path = tmp_path / "table5_autoencoder.json"
+    path.write_text(json.dumps({"rows": rows}))
+    table, note = notes_rows(path)
+    assert [r["chroma_identification"] for r in table] == [0.06, 1.0]
+    assert "not yet its notes" in note and "chance 0.06" in note
+    rows[0]["chroma_identification"] = 0.9
+    path.write_text(json.dumps({"rows": rows}))
+    assert "It keeps the notes" in notes_rows(path)[1]
+    assert notes_rows(tmp_path / "missing.json") == (None, "")
 
 
 def test_optional_sections_are_left_out(tmp_path):
