@@ -12,7 +12,8 @@ says which modules it trains, with which optimizers, and what the loss of step `
 - EMA copies of the modules the stage names, decay warmed up as in ema_pytorch (used by SAT);
 - a NaN/inf guard: a step whose loss or gradient is not finite is skipped and counted, and too many in
   a row stop the run with advice (SAT users report NaNs at the VAE learning rates on small data);
-- gradient clipping (optional), bf16 autocast on CUDA, a tqdm bar with the latest losses;
+- gradient clipping (optional), mixed precision (bf16 autocast: on CUDA by default, on request on the
+  CPU, where torch autocasts too), a tqdm bar with the latest losses;
 - multi-process data parallelism with torch DDP when torch.distributed is initialised (torchrun);
 - checkpoints in one safetensors file holding everything a run needs to continue exactly as if it had
   never stopped: weights, EMA weights, optimizer states, counters, history and the RNG states.
@@ -44,6 +45,7 @@ from tqdm.auto import tqdm
 
 CHECKPOINT_NAME = "last.safetensors"
 FORMAT_VERSION = 1
+PRECISIONS = ("auto", "bf16", "fp32")  # TrainConfig.precision
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -119,8 +121,20 @@ class TrainConfig:
     seed: int = 0  # seeds torch's global RNG at the start of a fresh run (plus the rank under DDP)
     progress: bool = True  # tqdm bar (rank 0 only)
     device: str | None = None  # None: cuda (this rank's GPU) when available, else cpu
-    autocast: bool = True  # bf16 autocast on CUDA; nothing on CPU
+    precision: str = "auto"  # "bf16": the step under bfloat16 autocast (weights, gradients, Adam and EMA stay
+    # float32; STFTs and loss logs are float32 islands); "fp32": no autocast; "auto": bf16 on CUDA, fp32 elsewhere
     desc: str = "training"  # label of the progress bar
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (auto = bf16 on CUDA, fp32 "
+                             f"elsewhere), got {self.precision!r}")
+
+    def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
+        """The dtype the training step is autocast to on `device`: torch.bfloat16, or None (float32)."""
+        if self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda"):
+            return torch.bfloat16
+        return None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -290,10 +304,10 @@ class Trainer:
                 module.train()  # frozen modules (e.g. a pretrained text encoder) keep the mode the stage set
         bar = tqdm(total=config.steps, initial=self.step, desc=config.desc, dynamic_ncols=True,
                    disable=not config.progress or self.rank != 0)
-        use_autocast = config.autocast and self.device.type == "cuda"
+        autocast_dtype = config.autocast_dtype(self.device)  # bfloat16, or None: float32
         while self.step < config.steps:
             batch = _to_device(batches(self.step), self.device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_autocast):
+            with torch.autocast(self.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 name, loss, numbers = self.stage.training_step(batch, self.step)
             if name not in self.optimizers:
                 raise KeyError(f"training_step returned optimizer {name!r}; the stage's optimizers() "
