@@ -76,9 +76,9 @@ def clap_stage(tokenizer):
     return ClapStage(ClapEncoder(ClapModelConfig.tiny(), tokenizer), OptimizerConfig(lr=1e-3))
 
 
-def clap_batch():
+def clap_batch(seconds=6.0):
     g = torch.Generator().manual_seed(2)
-    t = torch.arange(44100 * 6) / 44100
+    t = torch.arange(int(44100 * seconds)) / 44100
     tones = torch.stack([torch.sin(2 * math.pi * f * t) for f in (220.0, 330.0, 440.0, 550.0)])  # (4, T)
     audio = 0.3 * tones[:, None].expand(4, 2, -1) + 0.01 * torch.randn(4, 2, t.numel(), generator=g)
     return {"audio": audio, "prompt": PROMPTS}
