@@ -14,7 +14,8 @@ says which modules it trains, with which optimizers, and what the loss of step `
   a row stop the run with advice (SAT users report NaNs at the VAE learning rates on small data);
 - gradient clipping (optional), mixed precision (bf16 autocast: on CUDA by default, on request on the
   CPU, where torch autocasts too), a tqdm bar with the latest losses;
-- multi-process data parallelism with torch DDP when torch.distributed is initialised (torchrun);
+- multi-process data parallelism with torch DDP under torchrun: `init_distributed` joins the process group that
+  torchrun's environment describes (NCCL on CUDA, gloo on the CPU), StepBatches gives each rank its share;
 - checkpoints in one safetensors file holding everything a run needs to continue exactly as if it had
   never stopped: weights, EMA weights, optimizer states, counters, history and the RNG states.
 
@@ -140,6 +141,21 @@ class TrainConfig:
 # ----------------------------------------------------------------------------------------------------
 # Batches as a function of the step
 
+def init_distributed() -> bool:
+    """Join the process group torchrun describes (WORLD_SIZE > 1 in the environment), once; True when distributed.
+
+    NCCL on CUDA, gloo on the CPU. StepBatches and the Trainer call it, so that every recipe's training function runs
+    under `torchrun --nproc_per_node N` unchanged; a program that initialised torch.distributed itself keeps its group.
+    """
+    if not dist.is_available():
+        return False
+    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")  # rank, size, address: from env
+    return dist.is_initialized()
+
+
 class StepBatches:
     """batches(step) -> the batch of that step, identical however the run was interrupted.
 
@@ -151,8 +167,11 @@ class StepBatches:
     its batches equal those of direct indexing, since items depend only on (seed, epoch, index).
     """
 
-    def __init__(self, dataset, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+    def __init__(self, dataset, batch_size: int, seed: int = 0, rank: int | None = None, world_size: int | None = None,
                  num_workers: int = 0):
+        distributed = init_distributed()  # rank and world_size default to the process group's (torchrun), else 0 and 1
+        rank = rank if rank is not None else dist.get_rank() if distributed else 0
+        world_size = world_size if world_size is not None else dist.get_world_size() if distributed else 1
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         self.steps_per_epoch = len(dataset) // (batch_size * world_size)
@@ -234,7 +253,7 @@ class Trainer:
     def __init__(self, stage: Stage, config: TrainConfig, checkpoint_dir: str | Path | None):
         self.stage, self.config = stage, config
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.distributed = dist.is_available() and dist.is_initialized()
+        self.distributed = init_distributed()
         self.rank = dist.get_rank() if self.distributed else 0
         self.world_size = dist.get_world_size() if self.distributed else 1
         local_rank = int(os.environ.get("LOCAL_RANK", 0))

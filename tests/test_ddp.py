@@ -2,13 +2,13 @@
 
 For each stage (autoencoder with its discriminator, CLAP, DiT, LoRA) both ranks train 3 steps straight, and 2
 steps then a fresh process-like restart to 3 from the checkpoint (new stage objects from another initialisation).
+The processes get torchrun's environment (RANK, WORLD_SIZE, ...) and nothing else: samod joins the group itself.
 Checked: both ranks hold the same parameters after every run (DDP's all-reduce kept them in sync), the weights moved,
 the resumed run equals the straight one bit for bit, and the checkpoint records both ranks. One spawn runs all four
 stages, so that the processes start (and import torch) once.
 """
 import os
 import socket
-from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -43,16 +43,17 @@ def weights(trainer):
 
 
 def _worker(rank, world_size, port, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # the environment torchrun gives each process; the group is joined by samod (train.init_distributed)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world_size))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=timedelta(seconds=120))
     try:
         from samod.clap import train_clap_tokenizer
         tokenizer = train_clap_tokenizer(PROMPTS * 8, vocab_size=1024)
         results = {}
         for name, (build, dataset, batch_size) in datasets(tokenizer).items():
             def batches():
-                return StepBatches(dataset, batch_size, seed=3, rank=rank, world_size=world_size)
+                return StepBatches(dataset, batch_size, seed=3)  # this rank's share, from the process group
 
             def config(steps):
                 return TrainConfig(steps=steps, checkpoint_every=1, log_every=1, progress=False, device="cpu")
@@ -66,7 +67,8 @@ def _worker(rank, world_size, port, out):
             torch.manual_seed(1234 + rank)  # a restarted process has its own RNG state and initialisation
             resumed = Trainer(build(), config(STEPS), os.path.join(out, name, "resumed"))
             resumed_history = resumed.fit(batches())
-            results[name] = {"initial": initial, "straight": weights(straight), "resumed": weights(resumed),
+            shares = (batches().rank, batches().world_size)
+            results[name] = {"shares": shares, "initial": initial, "straight": weights(straight), "resumed": weights(resumed),
                              "history": history, "resumed_history": resumed_history, "wrapped": wrapped,
                              "bad_steps": straight.bad_steps, "optimizer_steps": straight.optimizer_steps}
         torch.save(results, os.path.join(out, f"rank{rank}.pt"))
@@ -85,6 +87,7 @@ def test_every_stage_trains_and_resumes_under_ddp_with_two_gloo_processes(tmp_pa
     for name in r0:
         a, b = r0[name], r1[name]
         assert a["wrapped"], f"{name}: no module was wrapped in DistributedDataParallel"
+        assert a["shares"] == (0, 2) and b["shares"] == (1, 2), name  # StepBatches split the data by rank
         assert a["bad_steps"] == 0, name
         for key, value in a["straight"].items():
             assert torch.equal(value, b["straight"][key]), (name, key)  # the ranks stayed in sync
