@@ -1,4 +1,4 @@
-"""One command that measures a GPU: every stage's training speed, memory and FLOP utilisation, and samod against diffusers.
+"""One command that measures a GPU: each stage's training speed, memory and FLOP utilisation; samod against diffusers.
 
     python -m samod.gpu_check [--out PATH]        (make gpu-check)
 
@@ -216,7 +216,8 @@ def against_diffusers(dit_config: DiTConfig, ae_config: AutoencoderConfig, frame
         for name, p in theirs.named_parameters():
             if name.endswith(("norm1.bias", "norm2.bias", "norm3.bias")):
                 p.zero_()  # SAT's LayerNorm has no bias: diffusers' must be zero to be the same model
-    ours = load_dit_reference(DiT(c).eval(), {"model.model." + k: v for k, v in peer.dit_to_reference(theirs.state_dict()).items()})
+    reference = peer.dit_to_reference(theirs.state_dict())  # the parity tests' mapping
+    ours = load_dit_reference(DiT(c).eval(), {"model.model." + k: v for k, v in reference.items()})
     ours, theirs = ours.to(device, dtype), theirs.to(device, dtype)
     g = torch.Generator().manual_seed(2)
     x = torch.randn(2, c.latent_channels, frames, generator=g).to(device, dtype)  # cond and uncond: a CFG call

@@ -9,11 +9,12 @@ only worth its extra communication when that copy does not fit. This module coun
               + 4 F (the frozen text encoder, float32)
               + activations
 
-with P the trained parameters and F the frozen ones (the text encoder: the profile's CLAP, both towers), in bytes per parameter (weights, gradients, Adam and EMA in
-float32, as the Trainer keeps them; autocast caches a bf16 copy of each weight for the forward; DDP's buckets are a
-second gradient copy unless gradient_as_bucket_view). Activations are what backward keeps from the forward, under
-bf16 autocast with flash attention (no N x N matrix kept). With gradient checkpointing (DiTConfig.
-gradient_checkpointing) a block keeps only its float32 input, and one block at a time is recomputed in full:
+with P the trained parameters and F the frozen ones (the text encoder: the profile's CLAP, both towers), in bytes
+per parameter (weights, gradients, Adam and EMA in float32, as the Trainer keeps them; autocast caches a bf16
+copy of each weight for the forward; DDP's buckets are a second gradient copy unless gradient_as_bucket_view).
+Activations are what backward keeps from the forward, under bf16 autocast with flash attention (no N x N matrix
+kept). With gradient checkpointing (DiTConfig.gradient_checkpointing) a block keeps only its float32 input, and one
+block at a time is recomputed in full:
 
     checkpointing:     depth * B N W * 4  +  B N a W         a = ACTIVATION_BYTES / W: one block's saved tensors
     no checkpointing:  depth * B N a W
@@ -120,7 +121,8 @@ def report(profile: str = "paper", batches: tuple[int, ...] = (1, 4, 8, 16, 32))
     config = profile_preset(DiTConfig, profile)
     with torch.device("meta"):  # the text encoder the DiT trains with (the profile's CLAP, both towers on the GPU)
         frozen = count_parameters(ClapModel(profile_preset(ClapModelConfig, profile).to_transformers()))
-    lines = [f"DiT ({profile}) under DDP, bf16 autocast, one 80 GB GPU (GB = 1e9 bytes; estimate, see samod/scale_out.py)"]
+    lines = [f"DiT ({profile}) under DDP, bf16 autocast, one 80 GB GPU "
+             f"(GB = 1e9 bytes; an estimate, see samod/scale_out.py)"]
     verdicts = []
     for stage in ("pretrain", "finetune"):
         frames = window_frames(get_profile(profile), stage, LATENT_RATE)

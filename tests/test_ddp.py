@@ -59,16 +59,19 @@ def _worker(rank, world_size, port, out):
                 return TrainConfig(steps=steps, checkpoint_every=1, log_every=1, progress=False, device="cpu")
 
             stage = build()
-            initial = {f"{n}.{k}": v.detach().clone() for n, m in stage.modules().items() for k, v in m.named_parameters()}
+            initial = {f"{n}.{k}": v.detach().clone()
+                       for n, m in stage.modules().items() for k, v in m.named_parameters()}
             straight = Trainer(stage, config(STEPS), os.path.join(out, name, "straight"))
-            wrapped = [n for n in stage.modules() if isinstance(getattr(stage, n), nn.parallel.DistributedDataParallel)]
+            ddp = nn.parallel.DistributedDataParallel
+            wrapped = [n for n in stage.modules() if isinstance(getattr(stage, n), ddp)]
             history = straight.fit(batches())
             Trainer(build(), config(STEPS - 1), os.path.join(out, name, "resumed")).fit(batches())
             torch.manual_seed(1234 + rank)  # a restarted process has its own RNG state and initialisation
             resumed = Trainer(build(), config(STEPS), os.path.join(out, name, "resumed"))
             resumed_history = resumed.fit(batches())
             shares = (batches().rank, batches().world_size)
-            results[name] = {"shares": shares, "initial": initial, "straight": weights(straight), "resumed": weights(resumed),
+            results[name] = {"shares": shares, "initial": initial, "straight": weights(straight),
+                             "resumed": weights(resumed),
                              "history": history, "resumed_history": resumed_history, "wrapped": wrapped,
                              "bad_steps": straight.bad_steps, "optimizer_steps": straight.optimizer_steps}
         torch.save(results, os.path.join(out, f"rank{rank}.pt"))

@@ -1,4 +1,4 @@
-"""Mixed precision on the CPU: every stage's training step and the sampler under bfloat16 autocast, at toy sizes.
+"""Mixed precision on the CPU: each stage's training step and the sampler under bfloat16 autocast, at toy sizes.
 
 torch autocasts on the CPU as on CUDA (matmuls and convolutions in bfloat16, the rest in float32), so the path a
 GPU run takes (TrainConfig.precision "bf16", the default there) is tested here without a GPU. Each stage's step
@@ -7,8 +7,9 @@ and close to the float32 one:
 
 - loss: relative difference <= LOSS_RTOL (bfloat16 keeps 8 bits of mantissa: a relative rounding of 2^-8 = 0.4 %
   per operation, a few per cent after a network's worth of them);
-- gradient: cosine similarity >= GRAD_COSINE (GRAD_COSINE_OF for the autoencoder's generator) with the float32 gradient (the direction AdamW steps along), and
-  every gradient float32 (the weights stay float32: autocast casts copies);
+- gradient: cosine similarity >= GRAD_COSINE (GRAD_COSINE_OF for the autoencoder's generator) with the float32
+  gradient (the direction AdamW steps along), and every gradient float32 (the weights stay float32: autocast casts
+  copies);
 - sampler: the generated latents within SAMPLE_RTOL (relative L2) of float32's.
 
 The float32 islands are checked by recording the dtype that every STFT and every log of the losses receives.

@@ -31,7 +31,8 @@ class StandInText(torch.nn.Module):
         self.tokens, self.width = tokens, width
 
     def features(self, prompts):
-        return torch.randn(len(prompts), self.tokens, self.width), torch.ones(len(prompts), self.tokens, dtype=torch.bool)
+        b = len(prompts)
+        return torch.randn(b, self.tokens, self.width), torch.ones(b, self.tokens, dtype=torch.bool)
 
 
 def step_seconds(stage, batch, step: int, bf16: bool) -> float:
