@@ -82,7 +82,7 @@ class StandInText(torch.nn.Module):
 # The stages at a profile's sizes, random weights, one synthetic batch each
 
 def stages(profile: str, smoke: bool) -> dict:
-    """name -> (stage, batch). smoke: batch 1-2 and short crops (the CPU run)."""
+    """name -> a function building (stage, batch), one stage in memory at a time. smoke: batch 1-2, short crops."""
     ae, clap, dit = (AutoencoderRecipe.for_profile(profile), ClapRecipe.for_profile(profile),
                      DiffusionRecipe.for_profile(profile))
     g = torch.Generator().manual_seed(0)
@@ -99,15 +99,15 @@ def stages(profile: str, smoke: bool) -> dict:
                "seconds_total": torch.full((dit_batch,), frames / LATENT_RATE)}
     text = StandInText(dit.model.cond_dim)
     return {
-        "autoencoder": (AutoencoderStage(Autoencoder(ae.model), replace(ae.losses, discriminator_start=0),
-                                         ae.generator, ae.discriminator),
-                        {"audio": 0.1 * torch.randn(ae_batch, 2, crop, generator=g)}),
-        "clap": (ClapStage(ClapEncoder(clap.model, tokenizer), clap.optimizer),
-                 {"audio": 0.1 * torch.randn(clap_batch, 2, int(clap_seconds * 44100), generator=g),
-                  "prompt": (PROMPTS * clap_batch)[:clap_batch]}),
-        "dit": (DiffusionStage(DiffusionModel(dit.model), text, dit.optimizer), latents),
-        "lora": (FinetuneStage(add_adapter(DiffusionModel(dit.model), AdapterConfig(rank=16, alpha=16)), text,
-                               dit.optimizer), latents),
+        "autoencoder": lambda: (AutoencoderStage(Autoencoder(ae.model), replace(ae.losses, discriminator_start=0),
+                                                 ae.generator, ae.discriminator),
+                                {"audio": 0.1 * torch.randn(ae_batch, 2, crop, generator=g)}),
+        "clap": lambda: (ClapStage(ClapEncoder(clap.model, tokenizer), clap.optimizer),
+                         {"audio": 0.1 * torch.randn(clap_batch, 2, int(clap_seconds * 44100), generator=g),
+                          "prompt": (PROMPTS * clap_batch)[:clap_batch]}),
+        "dit": lambda: (DiffusionStage(DiffusionModel(dit.model), text, dit.optimizer), latents),
+        "lora": lambda: (FinetuneStage(add_adapter(DiffusionModel(dit.model), AdapterConfig(rank=16, alpha=16)),
+                                       text, dit.optimizer), latents),
     }
 
 
@@ -275,7 +275,7 @@ def provenance(device: torch.device) -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = None
     hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                else f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+                else f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)")
     return {"hardware": hardware, "commit": commit, "torch": torch.__version__, "cuda": torch.version.cuda,
             "flash_attn": version("flash-attn"), "diffusers": version("diffusers"), "python": platform.python_version(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -293,34 +293,43 @@ def run(steps: int | None = None, repeats: int | None = None, device: str | None
               "flash_attn": {"installed": flash, "used": flash and on_gpu},  # the DiT calls it on CUDA in bf16
               "note": None if on_gpu else "no CUDA: the tiny profile's sizes at batch 1-2 on the CPU, a smoke run; "
                                           "these numbers say nothing about a GPU", "stages": {}}
-    for name, (stage, batch) in stages(profile, smoke=not on_gpu).items():
+    for name, build in stages(profile, smoke=not on_gpu).items():
+        stage, batch = build()
         measured = measure_training(stage, batch, steps, device)
         measured["mfu"] = utilisation(measured, peak)
         result["stages"][name] = measured
-    paper_frames = 1024  # SAO's training and sampling window (47.6 s)
+        del stage  # the next stage's peak memory is its own
+        if on_gpu:
+            torch.cuda.empty_cache()
+    # The paper DiT (CPU: the tiny one, 64 latents): a training step at SAO's batch 4 of 1024 latents (47.6 s) with
+    # gradient checkpointing, and a CFG sampling step at 1024 latents; bf16 on both (autocast; the CPU's too)
     dit_config = DiTConfig.paper() if on_gpu else DiTConfig.tiny()
-    if on_gpu:  # the paper DiT: a training step (batch 4 of 1024 latents, as SAO trained) and a CFG sampling step
-        model = DiffusionModel(replace(dit_config, gradient_checkpointing=True))
-        text = StandInText(dit_config.cond_dim)
-        batch = {"latents": torch.randn(4, dit_config.latent_channels, paper_frames), "prompt": PROMPTS * 2,
-                 "seconds_start": torch.zeros(4), "seconds_total": torch.full((4,), paper_frames / LATENT_RATE)}
-        measured = measure_training(DiffusionStage(model, text, DiffusionRecipe.paper().optimizer), batch, 5, device)
-        measured["mfu"] = utilisation(measured, peak)
-        result["paper_dit_training"] = measured | {"batch": 4, "frames": paper_frames, "gradient_checkpointing": True}
-        del model
+    batch_size, frames = (4, 1024) if on_gpu else (1, 64)
+    model = DiffusionModel(replace(dit_config, gradient_checkpointing=True))
+    batch = {"latents": torch.randn(batch_size, dit_config.latent_channels, frames),
+             "prompt": (PROMPTS * batch_size)[:batch_size],
+             "seconds_start": torch.zeros(batch_size), "seconds_total": torch.full((batch_size,), frames / LATENT_RATE)}
+    stage = DiffusionStage(model, StandInText(dit_config.cond_dim), DiffusionRecipe.paper().optimizer)
+    measured = measure_training(stage, batch, 5 if on_gpu else 1, device,
+                                TrainConfig(steps=1, progress=False, device=str(device), precision="bf16"))
+    measured["mfu"] = utilisation(measured, peak)
+    result["dit_training"] = measured | {"dit": "paper" if on_gpu else "tiny", "batch": batch_size, "frames": frames,
+                                         "gradient_checkpointing": True}
+    del stage, model
+    if on_gpu:
         torch.cuda.empty_cache()
     model = DiffusionModel(dit_config).to(device).eval()
-    step = sampling_step(model, paper_frames if on_gpu else 64, device, torch.bfloat16 if on_gpu else None)
+    step = sampling_step(model, frames, device, torch.bfloat16)
     with FlopCounterMode(display=False) as counter:
         step()
     seconds = time_calls({"step": step}, repeats, device)["step"]
-    result["sampling_step"] = {"dit": "paper" if on_gpu else "tiny", "frames": paper_frames if on_gpu else 64,
-                               "cfg": True, "steps_per_s": 1 / seconds, "flops_per_step": counter.get_total_flops(),
+    result["sampling_step"] = {"dit": "paper" if on_gpu else "tiny", "frames": frames, "cfg": True, "precision":
+                               "bfloat16", "steps_per_s": 1 / seconds, "flops_per_step": counter.get_total_flops(),
                                "mfu": counter.get_total_flops() / seconds / peak if peak else None}
     del model
     # diffusers' Oobleck ties the encoder's width to 2 x the latent channels (as the paper's 128 and 64 are)
     ae_config = AutoencoderConfig.paper() if on_gpu else replace(AutoencoderConfig.tiny(), latent_dim=8)
-    result["against_diffusers"] = against_diffusers(dit_config, ae_config, paper_frames if on_gpu else 32, device,
+    result["against_diffusers"] = against_diffusers(dit_config, ae_config, frames, device,
                                                     torch.bfloat16 if on_gpu else torch.float32, repeats)
     return result
 
@@ -336,13 +345,13 @@ def summary(result: dict) -> str:
         lines.append(f"NOTE: {result['note']}")
     lines.append(f"training at the {result['profile']} profile's sizes:")
     rows = list(result["stages"].items())
-    if "paper_dit_training" in result:
-        rows.append(("paper DiT", result["paper_dit_training"]))
+    d = result["dit_training"]
+    rows.append((f"{d['dit']} DiT {d['batch']}x{d['frames']}", d))
     for name, m in rows:
-        lines.append(f"  {name:12s} {m['steps_per_s']:8.2f} steps/s  peak {number(m['peak_memory_gb'], '.1f')} GB  "
-                     f"{m['flops_per_step'] / 1e12:9.3f} TFLOP/step  MFU {number(m['mfu'], '.1%')}  ({m['precision']})")
+        lines.append(f"  {name:22s} {m['steps_per_s']:8.2f} steps/s  peak {number(m['peak_memory_gb'], '.1f')} GB  "
+                     f"{m['flops_per_step'] / 1e9:10.2f} GFLOP/step  MFU {number(m['mfu'], '.1%')}  ({m['precision']})")
     s = result["sampling_step"]
-    lines.append(f"sampling step ({s['dit']} DiT, {s['frames']} latents, CFG): {s['steps_per_s']:.1f} steps/s, "
+    lines.append(f"sampling step ({s['dit']} DiT, {s['frames']} latents, CFG, bf16): {s['steps_per_s']:.1f} steps/s, "
                  f"MFU {number(s['mfu'], '.1%')}")
     peer = result["against_diffusers"]
     if "skipped" in peer:

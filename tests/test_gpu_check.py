@@ -24,6 +24,7 @@ def test_gpu_check_runs_on_the_cpu_and_writes_its_measurements(tmp_path, capsys)
         assert m["steps_per_s"] > 0 and m["flops_per_step"] > 0 and m["bad_steps"] == 0, name
         assert m["mfu"] is None and m["peak_memory_gb"] is None  # no GPU peak to divide by
     assert result["sampling_step"]["steps_per_s"] > 0 and result["sampling_step"]["cfg"]
+    assert result["dit_training"]["precision"] == "bfloat16" and result["dit_training"]["bad_steps"] == 0
     assert {"hardware", "commit", "torch", "flash_attn"} <= set(result["provenance"])
     peer = result["against_diffusers"]
     if "skipped" in peer:
