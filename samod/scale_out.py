@@ -26,7 +26,7 @@ VAE (the DiT trains on a latent cache).
 
     python -m samod.scale_out --profile paper
 
-Taught in notebooks/03_dit.ipynb (the DiT whose size it counts).
+No notebook teaches it yet; the README's paragraph on GPUs points to it (the DiT it counts: notebooks/03_dit.ipynb).
 """
 from __future__ import annotations
 
