@@ -26,7 +26,7 @@ DEMO_NOTEBOOKS := $(sort $(wildcard notebooks/0[0-5]_*.ipynb))
 execute = @mkdir -p "$(PROFILE_ROOT)/notebooks" && $(BIN)/jupyter nbconvert --to notebook --execute \
   --ExecutePreprocessor.timeout=-1 --output-dir "$(PROFILE_ROOT)/notebooks" $(1)
 
-.PHONY: setup corpus demo figures course-html reference-figures weights test test-first test-second unit notebooks strip clean
+.PHONY: setup corpus demo figures course-html reference-figures weights gpu-check test test-first test-second unit notebooks strip clean
 
 setup: $(STAMP)
 
@@ -82,6 +82,12 @@ weights: corpus
 	$(BIN)/python -m samod.reference clap --steps 1000 --evaluate-every 250
 	$(BIN)/python -m samod.reference diffusion --steps 1000 --finetune-steps 1500 --evaluate-every 500
 	$(BIN)/python -m samod.demo_page --save-search samod/weights/$(SAMOD_PROFILE)/training_search.npz
+
+# Measure this machine (samod/gpu_check.py): on CUDA every stage ~20 steps at the small profile's sizes, the paper DiT's
+# training and CFG sampling steps, steps/s, peak memory, MFU, samod / diffusers speed ratios, flash-attn; on a CPU the
+# same at tiny sizes (a smoke run, and it says so). Writes gpu_check.json with its provenance to the profile's figures.
+gpu-check: setup
+	$(BIN)/python -m samod.gpu_check
 
 # `make test` runs the unit tests and every notebook in two streams side by side, one CPU thread each, so that both
 # cores stay busy through the single-threaded parts (kernel starts, plots, audio analysis): the unit tests, then

@@ -195,7 +195,7 @@ class AutoencoderOutput:
 
 def vae_bottleneck(h: torch.Tensor, generator: torch.Generator | None = None):
     """Encoder output (B, 2 D, L) -> (latents, mean, std, kl), each latent drawn N(mean, std^2)."""
-    mean, scale = h.chunk(2, dim=1)  # (B, D, L) each
+    mean, scale = h.float().chunk(2, dim=1)  # (B, D, L) each; float32 under bf16 autocast too (log of the variance)
     std = F.softplus(scale) + 1e-4  # (B, D, L)
     var = std * std
     noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)

@@ -431,7 +431,8 @@ def contrastive_loss(audio_embeds: torch.Tensor, text_embeds: torch.Tensor, logi
     audio_embeds, text_embeds: (B, P) unit vectors, row i of each from the same training pair;
     logit_scale: exp(s); prompts: the B texts (equal texts are all right for each other's audio).
     """
-    logits_at = logit_scale.float() * audio_embeds.float() @ text_embeds.float().T  # (B, B): audio i vs text j
-    targets = positive_targets(prompts).to(logits_at.device)  # (B, B), symmetric
-    return (F.cross_entropy(logits_at, targets) + F.cross_entropy(logits_at.T, targets)) / 2
+    with torch.autocast(audio_embeds.device.type, enabled=False):  # autocast would run the matmul in bf16
+        logits_at = logit_scale.float() * audio_embeds.float() @ text_embeds.float().T  # (B, B): audio i vs text j
+        targets = positive_targets(prompts).to(logits_at.device)  # (B, B), symmetric
+        return (F.cross_entropy(logits_at, targets) + F.cross_entropy(logits_at.T, targets)) / 2
 

@@ -12,8 +12,10 @@ says which modules it trains, with which optimizers, and what the loss of step `
 - EMA copies of the modules the stage names, decay warmed up as in ema_pytorch (used by SAT);
 - a NaN/inf guard: a step whose loss or gradient is not finite is skipped and counted, and too many in
   a row stop the run with advice (SAT users report NaNs at the VAE learning rates on small data);
-- gradient clipping (optional), bf16 autocast on CUDA, a tqdm bar with the latest losses;
-- multi-process data parallelism with torch DDP when torch.distributed is initialised (torchrun);
+- gradient clipping (optional), mixed precision (bf16 autocast: on CUDA by default, on request on the
+  CPU, where torch autocasts too), a tqdm bar with the latest losses;
+- multi-process data parallelism with torch DDP under torchrun: `init_distributed` joins the process group that
+  torchrun's environment describes (NCCL on CUDA, gloo on the CPU), StepBatches gives each rank its share;
 - checkpoints in one safetensors file holding everything a run needs to continue exactly as if it had
   never stopped: weights, EMA weights, optimizer states, counters, history and the RNG states.
 
@@ -44,6 +46,7 @@ from tqdm.auto import tqdm
 
 CHECKPOINT_NAME = "last.safetensors"
 FORMAT_VERSION = 1
+PRECISIONS = ("auto", "bf16", "fp32")  # TrainConfig.precision
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -119,12 +122,39 @@ class TrainConfig:
     seed: int = 0  # seeds torch's global RNG at the start of a fresh run (plus the rank under DDP)
     progress: bool = True  # tqdm bar (rank 0 only)
     device: str | None = None  # None: cuda (this rank's GPU) when available, else cpu
-    autocast: bool = True  # bf16 autocast on CUDA; nothing on CPU
+    precision: str = "auto"  # "bf16": the step under bfloat16 autocast (weights, gradients, Adam and EMA stay
+    # float32; STFTs and loss logs are float32 islands); "fp32": no autocast; "auto": bf16 on CUDA, fp32 elsewhere
     desc: str = "training"  # label of the progress bar
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (auto = bf16 on CUDA, fp32 "
+                             f"elsewhere), got {self.precision!r}")
+
+    def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
+        """The dtype the training step is autocast to on `device`: torch.bfloat16, or None (float32)."""
+        if self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda"):
+            return torch.bfloat16
+        return None
 
 
 # ----------------------------------------------------------------------------------------------------
 # Batches as a function of the step
+
+def init_distributed() -> bool:
+    """Join the process group torchrun describes (WORLD_SIZE > 1 in the environment), once; True when distributed.
+
+    NCCL on CUDA, gloo on the CPU. StepBatches and the Trainer call it, so that every recipe's training function runs
+    under `torchrun --nproc_per_node N` unchanged; a program that initialised torch.distributed itself keeps its group.
+    """
+    if not dist.is_available():
+        return False
+    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")  # rank, size, address: from env
+    return dist.is_initialized()
+
 
 class StepBatches:
     """batches(step) -> the batch of that step, identical however the run was interrupted.
@@ -137,8 +167,11 @@ class StepBatches:
     its batches equal those of direct indexing, since items depend only on (seed, epoch, index).
     """
 
-    def __init__(self, dataset, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+    def __init__(self, dataset, batch_size: int, seed: int = 0, rank: int | None = None, world_size: int | None = None,
                  num_workers: int = 0):
+        distributed = init_distributed()  # rank and world_size default to the process group's (torchrun), else 0 and 1
+        rank = rank if rank is not None else dist.get_rank() if distributed else 0
+        world_size = world_size if world_size is not None else dist.get_world_size() if distributed else 1
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         self.steps_per_epoch = len(dataset) // (batch_size * world_size)
@@ -220,7 +253,7 @@ class Trainer:
     def __init__(self, stage: Stage, config: TrainConfig, checkpoint_dir: str | Path | None):
         self.stage, self.config = stage, config
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.distributed = dist.is_available() and dist.is_initialized()
+        self.distributed = init_distributed()
         self.rank = dist.get_rank() if self.distributed else 0
         self.world_size = dist.get_world_size() if self.distributed else 1
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -290,10 +323,10 @@ class Trainer:
                 module.train()  # frozen modules (e.g. a pretrained text encoder) keep the mode the stage set
         bar = tqdm(total=config.steps, initial=self.step, desc=config.desc, dynamic_ncols=True,
                    disable=not config.progress or self.rank != 0)
-        use_autocast = config.autocast and self.device.type == "cuda"
+        autocast_dtype = config.autocast_dtype(self.device)  # bfloat16, or None: float32
         while self.step < config.steps:
             batch = _to_device(batches(self.step), self.device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_autocast):
+            with torch.autocast(self.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 name, loss, numbers = self.stage.training_step(batch, self.step)
             if name not in self.optimizers:
                 raise KeyError(f"training_step returned optimizer {name!r}; the stage's optimizers() "
