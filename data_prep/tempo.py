@@ -24,6 +24,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from samod.audio import load_audio
+from samod.data import read_metadata
+from samod.profiles import get_profile
 
 ANALYSIS_RATE = 22050  # Hz: librosa's default, plenty for onsets
 TOLERANCE = 0.04  # relative tempo error counted as a hit
@@ -63,8 +65,6 @@ def tempo_recovery(records: list[dict], progress: bool = True) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from samod.data import read_metadata
-    from samod.profiles import get_profile
 
     parser = argparse.ArgumentParser(prog="python -m data_prep.tempo", description=__doc__.split("\n")[0])
     parser.add_argument("dir", nargs="?", default=str(get_profile().corpus_dir))

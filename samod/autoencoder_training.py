@@ -24,7 +24,7 @@ configs/model_configs/autoencoders/stable_audio_2_0_vae.json:
 
 The recipe per profile (`AutoencoderRecipe.tiny/small/paper`) names the model, losses, optimisers and
 run length; `train_autoencoder` trains it on the profile's corpus (or resumes, or loads a finished
-run), and `load_autoencoder` gives the trained VAE to later stages. Scoring the trained VAE (Table 5,
+run); samod/weights.py loads the trained VAE for the later stages (`load_autoencoder`). Scoring the trained VAE (Table 5,
 decode memory) is in samod/autoencoder_evaluation.py.
 
 Shapes (glossary): B batch, A audio channels (2), T samples, F frequency bins, N STFT frames,
@@ -46,7 +46,6 @@ from torch.nn.utils.parametrizations import weight_norm
 from samod.autoencoder import Autoencoder, AutoencoderConfig
 from samod.data import SongDataset, read_metadata, split_records
 from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
-from samod.reference import WeightsChoice, load_reference, provenance, weights_for
 from samod.train import CHECKPOINT_NAME, OptimizerConfig, StepBatches, Trainer, TrainConfig, load_weights
 
 
@@ -354,7 +353,7 @@ class AutoencoderStage:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The recipe per profile: train, save, load
+# The recipe per profile: train and save
 
 @dataclass
 class AutoencoderRecipe:
@@ -443,38 +442,3 @@ def train_autoencoder(recipe: AutoencoderRecipe | None = None, profile: Profile 
     history = Trainer(stage, config, folder).fit(lambda step: batches(step)["audio"])
     model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True))
     return model.eval(), history
-
-
-def autoencoder_weights(profile: Profile | None = None, source: str | None = None) -> WeightsChoice:
-    """Which VAE the later stages load: the shipped reference weights (default, where the profile has
-    them) or the profile's own checkpoint (`source="own"` or SAMOD_WEIGHTS=own); see samod.reference."""
-    profile = profile or get_profile()
-    return weights_for("autoencoder", profile.checkpoint_dir / "autoencoder" / CHECKPOINT_NAME, profile, source)
-
-
-def autoencoder_checkpoint(profile: Profile | None = None, source: str | None = None) -> Path:
-    """The file the VAE of a profile is loaded from (it may not exist yet): ties latents and DiTs to it."""
-    return autoencoder_weights(profile, source).path
-
-
-def load_autoencoder(profile: Profile | None = None, ema: bool = True, source: str | None = None) -> Autoencoder:
-    """The VAE of a profile in eval mode: the reference weights or its own checkpoint (EMA weights by
-    default), as `autoencoder_weights` decides; a clear error if there is none."""
-    profile = profile or get_profile()
-    choice = autoencoder_weights(profile, source)
-    if choice.reference:
-        model = Autoencoder(_config_from_json(provenance("autoencoder", profile)["recipe"]["model"]))
-        model.load_state_dict(load_reference("autoencoder", profile))
-        return model.eval()
-    folder = profile.checkpoint_dir / "autoencoder"
-    if not (folder / CHECKPOINT_NAME).exists():
-        raise FileNotFoundError(f"no trained autoencoder in {folder}: run notebooks/01_autoencoder.ipynb "
-                                f"or samod.autoencoder_training.train_autoencoder() at profile {profile.name!r}")
-    config = json.loads((folder / "config.json").read_text())
-    model = Autoencoder(_config_from_json(config))
-    model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=ema))
-    return model.eval()
-
-
-def _config_from_json(config: dict) -> AutoencoderConfig:
-    return AutoencoderConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})

@@ -35,7 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from samod.audio import resample
-from samod.profiles import SAMPLE_RATE
+from samod.clap import ClapEncoder
+from samod.clap_evaluation import genre_prompts
+from samod.profiles import SAMPLE_RATE, get_profile
+from samod.weights import load_clap
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -244,8 +247,6 @@ class ClapScorer:
 
     @classmethod
     def from_profile(cls, profile=None) -> "ClapScorer":
-        from samod.clap_training import load_clap
-        from samod.profiles import get_profile
         profile = profile or get_profile()
         return cls(load_clap(profile), f"samod CLAP ({profile.name} profile, trained on this corpus): "
                                        f"a stand-in for LAION-CLAP")
@@ -253,7 +254,6 @@ class ClapScorer:
     @classmethod
     def from_folder(cls, folder: str | Path) -> "ClapScorer":
         """A transformers-format CLAP checkpoint (e.g. a local copy of laion/clap-htsat-fused)."""
-        from samod.clap import ClapEncoder
         return cls(ClapEncoder.from_pretrained_local(folder), f"CLAP checkpoint {Path(folder).name} (transformers format)")
 
     @torch.no_grad()
@@ -288,7 +288,6 @@ class ClapGenreTagger:
     """
 
     def __init__(self, scorer: ClapScorer, genres: list[str], window_seconds: float = 10.0):
-        from samod.clap_training import genre_prompts
         if not genres:
             raise ValueError("pass the genre names of the corpus (e.g. sorted({r['genre'] for r in records}))")
         self.scorer, self.genres = scorer, list(genres)

@@ -14,7 +14,7 @@ autoencoder's reconstruction metrics (Table 5) and the table writer for Tables 2
 
 Shapes: audio is (channels, samples) stereo at 44.1 kHz, as everywhere in samod.
 Taught in notebooks/06_evaluation.ipynb (Tables 2-3), notebooks/05_sampling.ipynb (musical activity)
-and notebooks/02_clap.ipynb (retrieval, through clap_training.evaluate_clap).
+and notebooks/02_clap.ipynb (retrieval, through clap_evaluation.evaluate_clap).
 """
 from __future__ import annotations
 

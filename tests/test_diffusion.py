@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from samod.dit import DiTConfig
-from samod.diffusion import (DiffusionModel, DiffusionRecipe, DiffusionStage, add_noise, alpha_sigma, cfg_dropout,
-                             load_diffusion, train_diffusion, v_to_z0_eps, window_frames)
+from samod.diffusion import DiffusionModel, add_noise, alpha_sigma, cfg_dropout, v_to_z0_eps
+from samod.diffusion_training import DiffusionRecipe, DiffusionStage, train_diffusion, window_frames
+from samod.weights import load_diffusion
 from samod.train import OptimizerConfig
 
 TOY_DIT = replace(DiTConfig.tiny(), width=32, depth=1, heads=2, cross_kv_heads=1)  # cond_dim 128: tiny CLAP
@@ -174,7 +175,7 @@ def test_a_shortened_recipe_changes_only_the_steps():
 
 def test_cache_holds_posteriors_and_the_silence_latent(toy_profile, cache):
     from safetensors.torch import load_file
-    from samod.autoencoder_training import load_autoencoder
+    from samod.weights import load_autoencoder
     from samod.data import LatentDataset
 
     index = [json.loads(line) for line in (cache / "index.jsonl").read_text().splitlines()]
@@ -220,7 +221,7 @@ def test_cache_of_another_autoencoder_is_refused(toy_profile, cache, tmp_path):
 def test_reconstructions_are_the_decoded_posterior_mean_and_tied_to_their_autoencoder(toy_profile, tmp_path):
     from data_prep.encode import posterior, reconstruct_corpus
     from samod.audio import load_audio
-    from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
+    from samod.weights import autoencoder_checkpoint, load_autoencoder
 
     vae, metadata = load_autoencoder(toy_profile), toy_profile.corpus_dir / "metadata.jsonl"
     out = tmp_path / "reconstructions"
