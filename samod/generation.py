@@ -24,6 +24,7 @@ Taught in notebooks/05_sampling.ipynb.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,9 +37,9 @@ from torch import nn
 from data_prep.encode import silence_latent
 from samod.audio import save_audio
 from samod.autoencoder import Autoencoder
-from samod.diffusion import DiffusionModel
+from samod.diffusion import STAGES, DiffusionModel
 from samod.profiles import SAMPLE_RATE, Profile, get_profile
-from samod.sampler import Denoiser, audio_to_audio_start, get_sigmas, init_noise, make_uncond, sample
+from samod.sampler import SAMPLERS, Denoiser, audio_to_audio_start, get_sigmas, init_noise, make_uncond, sample
 from samod.weights import autoencoder_checkpoint, load_autoencoder, load_clap, load_diffusion
 
 
@@ -54,14 +55,53 @@ class SamplingConfig:
     sampler: str = "dpmpp-3m-sde"  # or "dpmpp-2m-sde", or "dpmpp-2m" (deterministic): samod.sampler.SAMPLERS
     seed: int = 0  # the same seed gives the same audio
 
+    def __post_init__(self):
+        """Every setting checked where it enters (a keyword of `generate` lands here too)."""
+        if not _is_integer(self.steps) or self.steps < 1:
+            raise ValueError(f"steps must be a positive integer (Stable Audio Open uses {SamplingConfig.steps}), "
+                             f"got {self.steps!r}")
+        if not _is_number(self.cfg_scale) or not self.cfg_scale >= 0:
+            raise ValueError(f"cfg_scale must be >= 0, a number (1 = conditional only, Stable Audio Open uses "
+                             f"{SamplingConfig.cfg_scale}), got {self.cfg_scale!r}")
+        if not _is_number(self.cfg_rescale) or not 0 <= self.cfg_rescale <= 1:
+            raise ValueError(f"cfg_rescale must be a number in [0, 1] (0 = plain CFG), got {self.cfg_rescale!r}")
+        interval = self.cfg_interval
+        if (not isinstance(interval, (tuple, list)) or len(interval) != 2 or not all(map(_is_number, interval))
+                or not 0 <= interval[0] < interval[1]):
+            raise ValueError(f"cfg_interval must be two noise levels (lo, hi) with 0 <= lo < hi (sigma_VE; "
+                             f"(0, math.inf) guides everywhere), got {interval!r}")
+        if not (_is_number(self.sigma_max) and _is_number(self.sigma_min)) or not self.sigma_max > self.sigma_min > 0:
+            raise ValueError(f"sigma_max and sigma_min must be numbers with sigma_max > sigma_min > 0 (Stable Audio "
+                             f"Open: {SamplingConfig.sigma_max} and {SamplingConfig.sigma_min}), got "
+                             f"{self.sigma_max!r} and {self.sigma_min!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}: choose one of {SAMPLERS}")
+        if not _is_integer(self.seed):
+            raise ValueError(f"seed must be an integer (the same seed gives the same audio), got {self.seed!r}")
+
+
+def _is_number(x) -> bool:
+    """A real number (int, float, numpy scalar), not a bool or a string."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _is_integer(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
 
 def prompt_list(prompt: str | list[str] | None) -> list[str]:
     """A prompt or a list of prompts as a list, each checked to describe something (None is no prompt)."""
-    prompts = [prompt] if isinstance(prompt, str) or prompt is None else list(prompt)
-    if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+    prompts = [prompt] if isinstance(prompt, str) or prompt is None else prompt
+    if not isinstance(prompts, (list, tuple)):
+        raise ValueError(f"the prompt must be a string or a list of strings, got {type(prompt).__name__}")
+    for i, p in enumerate(prompts):
+        if p is not None and not isinstance(p, str):
+            raise ValueError(f"every prompt must be a string, but prompt {i} of the list is {type(p).__name__} "
+                             f"{p!r}: e.g. ['Genre: Jazz', 'Genre: Metal']")
+    if not prompts or any(p is None or not p.strip() for p in prompts):
         raise ValueError("the prompt is empty: describe the music, e.g. 'Genre: Jazz|Instruments: Piano' "
                          "(an empty context is what classifier-free guidance uses as 'unconditional')")
-    return prompts
+    return list(prompts)
 
 
 @dataclass
@@ -129,15 +169,26 @@ class Pipeline:
             part.to(device)
         return self
 
-    def check(self, prompts: list[str], seconds: float, steps: int) -> None:
-        """Validate a request; every error says what is allowed (CFG scale and sampler name: Denoiser, sample)."""
+    def check(self, prompts: list[str], seconds: float, init_noise_level: float | None = None,
+              sampling: SamplingConfig | None = None, **flags) -> None:
+        """Validate a request; every error says what is allowed (the sampling settings: SamplingConfig).
+        `flags`: trim=, progress= (booleans) and callback= (a function or None)."""
         prompt_list(prompts)  # refuses an empty prompt
-        if not 0 < seconds <= self.window_seconds + 1e-6:
+        if not _is_number(seconds) or not 0 < seconds <= self.window_seconds + 1e-6:
             raise ValueError(f"seconds must be in (0, {self.window_seconds:.2f}] for this model (its window is "
-                             f"{self.window_frames} latent frames), got {seconds}")
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer (Stable Audio Open uses {SamplingConfig.steps}), "
-                             f"got {steps!r}")
+                             f"{self.window_frames} latent frames), a number, got {seconds!r}")
+        if sampling is not None and not isinstance(sampling, SamplingConfig):
+            raise ValueError(f"sampling must be a SamplingConfig (or pass its fields as keywords: steps=, "
+                             f"cfg_scale=, ...), got {type(sampling).__name__}")
+        if init_noise_level is not None and (not _is_number(init_noise_level) or init_noise_level <= 0):
+            raise ValueError(f"init_noise_level must be a positive noise level (sigma_VE: 0.1 small variations ... "
+                             f"100 almost a new piece), got {init_noise_level!r}")
+        for name, value in flags.items():
+            if name == "callback" and value is not None and not callable(value):
+                raise ValueError(f"callback must be a function called at every solver step, or None, "
+                                 f"got {type(value).__name__}")
+            if name in ("trim", "progress") and not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
 
     @torch.no_grad()
     def generate_latents(self, prompts: list[str], seconds: float, *, sampling: SamplingConfig = SamplingConfig(),
@@ -145,8 +196,8 @@ class Pipeline:
                          progress: bool = True, callback=None, **settings) -> torch.Tensor:
         """prompts -> (B, D, window_frames) latents in the DiT's scale (`decode` turns them into audio; init_latents
         are in that scale too, see `encode`); see `generate` for the arguments."""
-        sampling = replace(sampling, **settings)
-        self.check(prompts, seconds, sampling.steps)
+        self.check(prompts, seconds, init_noise_level, sampling, progress=progress, callback=callback)
+        sampling = replace(sampling, **settings)  # checked by SamplingConfig
         started = time.perf_counter()
         device, b = self.device, len(prompts)
         text, _ = self.text_encoder.features(prompts)  # (B, S, E)
@@ -185,9 +236,11 @@ class Pipeline:
         init_audio   audio-to-audio: (2, T) audio at 44.1 kHz whose latents are noised to init_noise_level
                      (0.1: small variations ... 100: almost a new piece) instead of starting at sigma_max
         """
-        sampling = replace(sampling, **settings)  # a misspelled setting fails here, naming SamplingConfig
         prompts = prompt_list(prompt)
-        seconds = self.window_seconds if seconds is None else float(seconds)
+        seconds = self.window_seconds if seconds is None else seconds
+        self.check(prompts, seconds, init_noise_level, sampling, trim=trim, progress=progress, callback=callback)
+        sampling = replace(sampling, **settings)  # a misspelled setting fails here, naming SamplingConfig
+        seconds = float(seconds)
         init_latents = None
         if init_audio is not None:
             audio = torch.as_tensor(np.asarray(init_audio, dtype=np.float32))
@@ -228,6 +281,8 @@ _pipelines: dict[tuple[str, str], Pipeline] = {}
 def generate(prompt: str | list[str], seconds: float | None = None, *, stage: str = "finetune", **options):
     """`Pipeline.generate`, same keywords, with the trained models of the active profile (loaded once, then kept)."""
     prompt_list(prompt)  # no prompt is an error before the models load
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES} (the DiT of that training stage), got {stage!r}")
     key = (get_profile().name, stage)
     if key not in _pipelines:
         _pipelines[key] = load_pipeline(stage=stage)
