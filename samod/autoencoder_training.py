@@ -371,18 +371,15 @@ class AutoencoderRecipe:
 
     @staticmethod
     def tiny() -> "AutoencoderRecipe":
-        # The recipe: 2000 steps, under an hour on 2 CPU cores; the adversary joins for
-        # the last 400 (200 generator and 200 discriminator steps). From torch's initialisation a run
-        # this short decodes one drone for every input. In short trial runs the data-dependent
-        # initialisation made the output follow its input within 50 steps; random gain was needed for
-        # decoded silence to stay quiet, and even then trained biases learned the corpus's average sound
-        # and played it for silence, so they stay at zero. Learning rate 6.7x the paper's without
-        # warm-up, crops of 16384 samples (0.37 s). With a constant learning rate the weights kept
-        # moving so much that their EMA (decay 0.999) decoded 14 dB quieter than the weights themselves
-        # (and those 6 dB quieter than the input), so the learning rate decays (halved at step 500, a
-        # quarter at 1500) and the EMA keeps about the last 100 steps (decay 0.99). The adversary made
-        # the measurements worse in a CPU-length run (identification 0.875 -> 0.63 within 150 steps of
-        # joining at 1600), so the reference weights stop before it, at step 1500 (`make weights`).
+        # A CPU-length run: 2000 steps, the adversary joining for the last 400 (200 generator and 200
+        # discriminator steps). A run this short needs the data-dependent initialisation (from torch's it
+        # decodes one drone for every input), random gain (so that decoded silence stays quiet) and biases
+        # kept at zero (trained biases learn the corpus's average sound and play it for silence). Learning
+        # rate 6.7x the paper's without warm-up, crops of 16384 samples (0.37 s); the rate decays (halved at
+        # step 500, a quarter at 1500) and the EMA keeps about the last 100 steps (decay 0.99), because with
+        # a constant rate the EMA of moving weights decodes quieter than the weights. The reference weights
+        # stop at step 1500, before the adversary (`make weights`), which made the measurements worse in a
+        # run this short (docs/experiments.md, "Notes moved from the code").
         return AutoencoderRecipe(
             AutoencoderConfig.tiny(), replace(AutoencoderLossConfig.tiny(), discriminator_start=1600),
             replace(generator_optimizer("tiny"), lr=1e-3, warmup=0.0, inv_gamma=500, power=1.0),

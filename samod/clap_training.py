@@ -90,9 +90,8 @@ class ClapRecipe:
 
     @staticmethod
     def tiny() -> "ClapRecipe":
-        # about 2 minutes on 2 CPU cores (~0.7 s a step with loading): the loss falls from log 16 = 2.77 and
-        # 160 steps retrieve held-out songs (Recall@1 0.16, chance 0.03; genre 0.38, chance 0.08; 240 steps:
-        # 0.19 and 0.47). lr 1e-3 learns less, 3e-3 collapses to the chance loss
+        # a CPU-length run: the loss starts at the chance level log 16 = 2.77 (batch 16); lr 5e-4 because a
+        # larger rate learned less or collapsed to the chance loss (docs/experiments.md)
         return ClapRecipe(ClapModelConfig.tiny(), OptimizerConfig(lr=5e-4, betas=(0.9, 0.98), weight_decay=1e-3,
                                                                   warmup=0.9), steps=160, batch_size=16,
                           crop_seconds=10.0, prompt_draws=32, ema_decay=0.99)

@@ -51,7 +51,7 @@ from samod.profiles import REPO_ROOT, SAMPLE_RATE, Profile, get_profile
 from samod.weights import (WEIGHTS_DIR, autoencoder_weights, clap_weights, diffusion_training_records,
                            diffusion_weights, provenance, run_facts)
 
-# The tiny profile's defaults: a handful of short generations with few solver steps, about a minute on 2 cores
+# The tiny profile's defaults: a handful of short generations with few solver steps, so that the page builds on a CPU
 DEFAULT_PROMPTS = ("Genre: Jazz|Instruments: Piano, Double Bass|Moods: relaxed",
                    "Genre: Rock|Instruments: Electric Guitar, Drums|Moods: energetic",
                    "Genre: Bossa Nova|Instruments: Acoustic Guitar (nylon), Flute")

@@ -95,8 +95,7 @@ class DiffusionRecipe:
 
     @staticmethod
     def tiny() -> "DiffusionRecipe":
-        # 2 CPU cores: about 0.55 s per step at 30 s windows, 1.15 s at 60 s (batch 4), 2.5 minutes for both
-        # stages; 20x the paper's learning rate and a short warm-up, so that so short a run moves, decaying
+        # a CPU-length run: 20x the paper's learning rate and a short warm-up, so that so short a run moves, decaying
         # (halved after 1000 steps, a third after 2000) so that the thousands of steps of the reference
         # weights settle (the autoencoder's EMA showed what a constant rate at batch 4 leaves)
         return DiffusionRecipe(DiTConfig.tiny(), OptimizerConfig(lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-3,

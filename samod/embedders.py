@@ -283,8 +283,8 @@ class ClapGenreTagger:
     genre (the mean embedding over the genre's prompt forms, as zero-shot classification in notebook 02).
     generation_metrics.kl_divergence then averages over windows and applies the softmax, as KL_passt
     does with PaSST's logits. A window longer than CLAP's own (5 s for samod's) is heard through fusion,
-    as samod's CLAP trains on 10 s crops; a window of CLAP's own length skips fusion, and the tiny
-    reference CLAP names the genre of 12 of 16 held-out songs from 10 s but of 3 from 5 s.
+    as samod's CLAP trains on 10 s crops; a window of CLAP's own length skips fusion, which the tiny
+    reference CLAP, trained on fused 10 s crops, has not learned to classify from.
     """
 
     def __init__(self, scorer: ClapScorer, genres: list[str], window_seconds: float = 10.0):

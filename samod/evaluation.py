@@ -71,7 +71,7 @@ class EvalConfig:
 
     @staticmethod
     def tiny() -> "EvalConfig":
-        # 6 held-out prompts x 10 s: about 3 minutes for every render of the two tables on 2 cores
+        # 6 held-out prompts x 10 s and 10 solver steps: every render of the two tables on a CPU
         return EvalConfig(n_prompts=6, reference_seconds=10.0, steps=10)
 
     @staticmethod
@@ -339,8 +339,7 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
     ask for a length the model trained on, see `length_quartiles`); with `clip_seconds`, only the middle
     clip_seconds of each render are decoded and embedded. Give the length of the crops CLAP trained on
     (ClapRecipe.crop_seconds): audio longer than CLAP's window is heard through fusion (a global view and local
-    windows), shorter audio without it, and the tiny reference CLAP, trained on 10 s crops, names the genre of
-    12 of 16 held-out songs from their middle 10 s but of 3 from their middle 5 s.
+    windows), shorter audio without it, and a CLAP trained on fused crops classifies unfused audio poorly.
     Other keywords (cfg_scale, ...) go to the sampler, as in `Pipeline.generate`."""
     clap = clap or pipeline.text_encoder
     rate, margin = pipeline.latent_rate, pipeline.autoencoder.config.chunk_overlap // 2  # what chunking crops
