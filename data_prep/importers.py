@@ -271,7 +271,7 @@ def fma_audio_path(audio_dir, track_id: int) -> Path:
 
 def read_fma_tracks(path):
     """tracks.csv: two header rows (group album/artist/set/track, then column), then a `track_id` row."""
-    import pandas as pd
+    import pandas as pd  # pandas: heavy to import, needed only for FMA's tables
 
     tracks = pd.read_csv(path, index_col=0, header=[0, 1])
     if tracks.columns.nlevels != 2 or "track" not in tracks.columns.get_level_values(0):
@@ -289,7 +289,7 @@ def import_fma(fma_metadata_dir, audio_dir, out_dir, subset: str | None = None, 
     have, else the tracks whose mp3 is absent are listed as skipped. FMA has no captions (caption None);
     the genre is track.genre_top, or, where FMA leaves it empty, the title of the first of track.genres.
     """
-    import pandas as pd
+    import pandas as pd  # pandas: heavy to import, needed only for FMA's tables
 
     metadata_dir = Path(fma_metadata_dir)
     tracks = read_fma_tracks(metadata_dir / "tracks.csv")

@@ -35,7 +35,7 @@ def estimate_bpm(path: str, seconds: float | None = 30.0) -> float:
     """librosa's tempo estimate of the first `seconds` of a file (mono mix at 22.05 kHz); 0.0 for silence.
 
     The onset strength is the median over mel bands of the positive spectral flux, as beat_track computes it."""
-    import librosa
+    import librosa  # librosa: heavy to import (numba), needed only for beat tracking
 
     audio = load_audio(path, seconds=seconds, sample_rate=ANALYSIS_RATE).mean(axis=0)  # (samples,)
     onsets = librosa.onset.onset_strength(y=audio, sr=ANALYSIS_RATE, aggregate=np.median)  # (frames,)

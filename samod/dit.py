@@ -196,7 +196,7 @@ def apply_rotary(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
 def _flash_attn():
     """flash_attn.flash_attn_func when flash-attn is installed, else None (imported on first use)."""
     try:
-        from flash_attn import flash_attn_func
+        from flash_attn import flash_attn_func  # flash-attn: optional, GPU only
     except ImportError:
         return None
     return flash_attn_func

@@ -202,7 +202,7 @@ DIGITAL_SILENCE_FLOOR = 1e-12  # absolute floor, so all-zero audio has a finite 
 @lru_cache(maxsize=8)
 def _mel_filters(sample_rate: int) -> torch.Tensor:
     """(ENVELOPE_MELS, ENVELOPE_FFT // 2 + 1) float64 mel filter bank; librosa imported here (slow import)."""
-    import librosa
+    import librosa  # librosa: heavy to import (numba), needed only for the mel filters
     filters = librosa.filters.mel(sr=sample_rate, n_fft=ENVELOPE_FFT, n_mels=ENVELOPE_MELS, norm=None)
     return torch.from_numpy(filters).double()
 

@@ -100,6 +100,20 @@ def test_samod_and_data_prep_have_no_import_cycle():
     assert not found, f"import cycles: {found}"
 
 
+def test_imports_inside_functions_say_which_dependency_they_defer():
+    """Inside a function an import is kept only to defer a heavy or optional dependency, named in a comment."""
+    bare = []
+    for package in PACKAGES:
+        for path in sorted((REPO / package).glob("*.py")):
+            lines = path.read_text().splitlines()
+            for node in ast.walk(ast.parse("\n".join(lines))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    for inner in ast.walk(node):
+                        if isinstance(inner, (ast.Import, ast.ImportFrom)) and "#" not in lines[inner.lineno - 1]:
+                            bare.append(f"{path.relative_to(REPO)}:{inner.lineno}: {lines[inner.lineno - 1].strip()}")
+    assert not bare, "imports inside functions without a comment naming the dependency they defer:\n" + "\n".join(bare)
+
+
 def test_generating_loads_no_training_module():
     code = ("import json, sys\n"
             "from samod.generation import load_pipeline\n"
