@@ -20,7 +20,14 @@ are written under artifacts/<profile>/generated/evaluation/ with the prompts, se
 checkpoint's SHA-256, and reused when those match (notebook 08 scores the same renders for
 memorization).
 
-Shapes: audio (A, T) stereo 44.1 kHz per file. Taught in notebooks/06_evaluation.ipynb.
+Does the output follow the request? `timing_adherence` measures how quiet a generation is after
+seconds_total (paper 1 §2.3), at lengths the training songs have (`length_quartiles`);
+`prompt_adherence` whether a render matches its own prompt better than another's, in CLAP's space,
+and the zero-shot genre of the renders. `table1_parameters` counts paper 1 Table 1 from the code.
+
+Sections: 1. prompts and references, 2. render sets, 3. scores and tables (Tables 2-3), 4. timing and prompt
+adherence, 5. Table 1. Shapes: audio (A, T) stereo 44.1 kHz per file. Taught in
+notebooks/06_evaluation.ipynb (Table 1 in notebooks/03_dit.ipynb).
 """
 from __future__ import annotations
 
@@ -88,7 +95,7 @@ class EvalConfig:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Prompts and references
+# 1. Prompts and references
 # ---------------------------------------------------------------------------------------------------
 
 def is_no_singing(caption: str) -> bool:
@@ -146,7 +153,7 @@ def load_references(records: list[dict], seconds: float) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Render sets
+# 2. Render sets
 # ---------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -219,7 +226,7 @@ def shuffled(prompts: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Scores and tables
+# 3. Scores and tables (Tables 2-3)
 # ---------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -270,7 +277,7 @@ def paired_margin(row: dict, baseline: dict, key: str) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Does the output follow the request? Length and prompt, measured on generations
+# 4. Does the output follow the request? Length and prompt, measured on generations
 
 def length_quartiles(records: list[dict], window_seconds: float) -> list[float]:
     """The lower and upper quartiles of the songs' lengths (`seconds`), rounded to whole seconds and at
@@ -281,27 +288,6 @@ def length_quartiles(records: list[dict], window_seconds: float) -> list[float]:
         raise ValueError("length_quartiles needs the training songs' records (each with 'seconds')")
     quartiles = np.percentile([r["seconds"] for r in records], [25, 75])
     return sorted({float(min(round(q), round(2 * window_seconds / 3))) for q in quartiles})
-
-
-# ----------------------------------------------------------------------------------------------------
-# Paper 1 Table 1: parameter counts
-
-PAPER_TABLE1 = {"DiT": 1.1e9, "AE": 157e6, "CLAP": 125e6, "Total": 1.3e9}  # paper 1 Table 1 as printed: 1.1B, ...
-
-
-def table1_parameters(preset: str) -> dict[str, int]:
-    """Paper 1 Table 1 counted from the code at a preset ("tiny", "small", "paper"): the DiT, the AE, CLAP
-    (its text tower: the only part of CLAP the generator uses) and their Total, plus "timing", the two
-    timing embedders of DiffusionModel, which the table leaves out. Built on the meta device: no memory."""
-    if preset not in ("tiny", "small", "paper"):
-        raise ValueError(f"preset must be 'tiny', 'small' or 'paper', got {preset!r}")
-    with torch.device("meta"):  # shapes only: nothing is allocated
-        dit = DiT(getattr(DiTConfig, preset)())
-        counts = {"DiT": count_parameters(dit),
-                  "AE": count_parameters(Autoencoder(getattr(AutoencoderConfig, preset)())),
-                  "CLAP": count_parameters(ClapModel(getattr(ClapModelConfig, preset)().to_transformers()).text_model)}
-        timing = count_parameters(TimingConditioner(dit.config.cond_dim))
-    return {**counts, "Total": sum(counts.values()), "timing": timing}
 
 
 def timing_adherence(pipeline: Pipeline, prompts: list[str], lengths: list[float], steps: int = 20, seed: int = 0,
@@ -378,3 +364,24 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
                        # what naming the prompts' most frequent genre for every render would score
                        "genre_majority": float(counts.max() / len(labels)), "genre_predicted": predicted})
     return result
+
+
+# ----------------------------------------------------------------------------------------------------
+# 5. Paper 1 Table 1: parameter counts
+
+PAPER_TABLE1 = {"DiT": 1.1e9, "AE": 157e6, "CLAP": 125e6, "Total": 1.3e9}  # paper 1 Table 1 as printed: 1.1B, ...
+
+
+def table1_parameters(preset: str) -> dict[str, int]:
+    """Paper 1 Table 1 counted from the code at a preset ("tiny", "small", "paper"): the DiT, the AE, CLAP
+    (its text tower: the only part of CLAP the generator uses) and their Total, plus "timing", the two
+    timing embedders of DiffusionModel, which the table leaves out. Built on the meta device: no memory."""
+    if preset not in ("tiny", "small", "paper"):
+        raise ValueError(f"preset must be 'tiny', 'small' or 'paper', got {preset!r}")
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        dit = DiT(getattr(DiTConfig, preset)())
+        counts = {"DiT": count_parameters(dit),
+                  "AE": count_parameters(Autoencoder(getattr(AutoencoderConfig, preset)())),
+                  "CLAP": count_parameters(ClapModel(getattr(ClapModelConfig, preset)().to_transformers()).text_model)}
+        timing = count_parameters(TimingConditioner(dit.config.cond_dim))
+    return {**counts, "Total": sum(counts.values()), "timing": timing}
