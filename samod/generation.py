@@ -91,9 +91,12 @@ def _is_integer(x) -> bool:
 
 def prompt_list(prompt: str | list[str] | None) -> list[str]:
     """A prompt or a list of prompts as a list, each checked to describe something (None is no prompt)."""
-    prompts = [prompt] if isinstance(prompt, str) or prompt is None else prompt
-    if not isinstance(prompts, (list, tuple)):
+    if isinstance(prompt, str) or prompt is None:
+        prompts = [prompt]
+    elif isinstance(prompt, (bytes, dict)) or not hasattr(prompt, "__iter__"):
         raise ValueError(f"the prompt must be a string or a list of strings, got {type(prompt).__name__}")
+    else:
+        prompts = list(prompt)
     for i, p in enumerate(prompts):
         if p is not None and not isinstance(p, str):
             raise ValueError(f"every prompt must be a string, but prompt {i} of the list is {type(p).__name__} "
@@ -101,7 +104,7 @@ def prompt_list(prompt: str | list[str] | None) -> list[str]:
     if not prompts or any(p is None or not p.strip() for p in prompts):
         raise ValueError("the prompt is empty: describe the music, e.g. 'Genre: Jazz|Instruments: Piano' "
                          "(an empty context is what classifier-free guidance uses as 'unconditional')")
-    return list(prompts)
+    return prompts
 
 
 @dataclass
