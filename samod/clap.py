@@ -30,8 +30,8 @@ weights. What is ours to explain:
   plain CLIP.
 
 `ClapEncoder` wraps tokenizer + model; `features(prompts)` is what the DiT consumes. Training it
-(the stage, the recipe per profile, train_clap / load_clap) and evaluating it (retrieval, zero-shot
-genres) is samod/clap_training.py. Shapes (glossary): B batch, A audio channels (2), T samples,
+(the stage, the recipe per profile, train_clap) is samod/clap_training.py, evaluating it (retrieval,
+zero-shot genres) samod/clap_evaluation.py, loading it (load_clap) samod/weights.py. Shapes (glossary): B batch, A audio channels (2), T samples,
 N mel frames, M mel bins, S text tokens (77), H text width, P projection width. Taught in
 notebooks/02_clap.ipynb.
 """

@@ -16,7 +16,7 @@ folder of songs with their captions. Two ways:
   MLP's proj_in/proj_out), not the embeddings or the DiT's own proj_in/proj_out.
 - Full fine-tuning: every weight trains (more memory, a file as large as the model).
 
-Training is the DiT's own (samod/diffusion.py: v-objective, CFG dropout, the shared Trainer with its
+Training is the DiT's own (samod/diffusion_training.py: v-objective, CFG dropout, the shared Trainer with its
 resumable checkpoints) on a latent cache of the new songs, at any window length: the DiT is length-agnostic
 and seconds_total tells it each song's length (it is clamped to DiTConfig.max_seconds, 64 s for tiny).
 
