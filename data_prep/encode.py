@@ -44,6 +44,7 @@ from samod.autoencoder import Autoencoder, vae_bottleneck
 from samod.data import LATENT_INDEX, LATENT_INFO, SILENCE_LATENT, read_metadata, split_records
 from samod.profiles import Profile, get_profile
 from samod.train import file_sha256
+from samod.weights import autoencoder_checkpoint, load_autoencoder
 
 SILENCE_SECONDS = 5.0  # long enough that the middle frame is far from both edges (receptive field ~ +-10 frames)
 
@@ -164,7 +165,6 @@ def reconstruct_corpus(autoencoder: Autoencoder, autoencoder_checkpoint: str | P
 def encode_profile(profile: Profile | None = None, split: str = "train", force: bool = False,
                    progress: bool = True) -> Path:
     """Encode the profile's corpus with its trained autoencoder; returns the cache folder."""
-    from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
     profile = profile or get_profile()
     autoencoder = load_autoencoder(profile)
     out_dir = profile.cache_dir / "latents"

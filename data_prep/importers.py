@@ -13,8 +13,9 @@ every later stage (encoding, prompts, training, evaluation) reads one kind of fo
 
 Each writes OUT/metadata.jsonl, one record per usable item with the keys of `metadata_fields` plus
 id, path (relative to OUT when the file lies under OUT, else absolute), seconds and sample_rate as
-measured by samod.audio.probe. Corrupt, empty, silent or missing files never stop an import: they are
-listed with a one-line reason in OUT/skipped.txt. An interrupted import, rerun, resumes where it stopped
+measured by samod.audio.probe. Corrupt, empty, silent or missing files, and files shorter than one latent
+frame (LATENT_FRAME_SAMPLES), never stop an import: they are listed with a one-line reason in
+OUT/skipped.txt. An interrupted import, rerun, resumes where it stopped
 (data_prep.common.Progress). Nothing here downloads anything: fetch the datasets yourself.
 
 Command line (see --help of each):
@@ -43,6 +44,11 @@ from tqdm import tqdm
 
 from data_prep.common import METADATA, Progress
 from samod.audio import AudioError, AudioInfo, probe
+from samod.profiles import SAMPLE_RATE
+
+# Samples of audio per latent frame: the autoencoder's downsampling (paper 1 §2.1: strides 2*4*4*8*8 = 2048 at
+# every profile). Shorter audio has no latent frame, so the importers skip it.
+LATENT_FRAME_SAMPLES = 2048
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".aif", ".aiff"}
 
@@ -89,10 +95,16 @@ def _stored_path(audio: Path, out_dir: Path) -> str:
 
 
 def _measure(path: Path) -> AudioInfo | str:
+    """The file's AudioInfo, or the reason it cannot be trained on."""
     try:
-        return probe(path)
+        info = probe(path)
     except AudioError as err:
         return str(err)
+    samples = round(info.seconds * SAMPLE_RATE)  # as samod reads it: resampled to 44.1 kHz
+    if samples < LATENT_FRAME_SAMPLES:
+        return (f"too short: {path.name} holds {samples} samples at {SAMPLE_RATE} Hz, less than one latent frame "
+                f"({LATENT_FRAME_SAMPLES} samples): the autoencoder has nothing to encode")
+    return info
 
 
 def _import(items: list[Item], out_dir, params: dict, workers: int = 1, progress: bool = True):
@@ -259,7 +271,7 @@ def fma_audio_path(audio_dir, track_id: int) -> Path:
 
 def read_fma_tracks(path):
     """tracks.csv: two header rows (group album/artist/set/track, then column), then a `track_id` row."""
-    import pandas as pd
+    import pandas as pd  # pandas: heavy to import, needed only for FMA's tables
 
     tracks = pd.read_csv(path, index_col=0, header=[0, 1])
     if tracks.columns.nlevels != 2 or "track" not in tracks.columns.get_level_values(0):
@@ -277,7 +289,7 @@ def import_fma(fma_metadata_dir, audio_dir, out_dir, subset: str | None = None, 
     have, else the tracks whose mp3 is absent are listed as skipped. FMA has no captions (caption None);
     the genre is track.genre_top, or, where FMA leaves it empty, the title of the first of track.genres.
     """
-    import pandas as pd
+    import pandas as pd  # pandas: heavy to import, needed only for FMA's tables
 
     metadata_dir = Path(fma_metadata_dir)
     tracks = read_fma_tracks(metadata_dir / "tracks.csv")

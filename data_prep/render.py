@@ -82,7 +82,7 @@ class TinySoundFontRenderer:
     @classmethod
     def available(cls) -> bool:
         try:
-            import tinysoundfont  # noqa: F401
+            import tinysoundfont  # noqa: F401  tinysoundfont: optional renderer, checked for here
         except ImportError:
             return False
         return TIMGM6MB.exists()
@@ -91,7 +91,7 @@ class TinySoundFontRenderer:
         return f"TinySoundFont with {self.soundfont.name}"
 
     def render(self, midi: pretty_midi.PrettyMIDI, seconds: float) -> np.ndarray:
-        import tinysoundfont
+        import tinysoundfont  # tinysoundfont: optional renderer (installed without its dependencies)
 
         synth = tinysoundfont.Synth(samplerate=SAMPLE_RATE, gain=-6.0)
         sfid = synth.sfload(str(self.soundfont))

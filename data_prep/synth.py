@@ -25,6 +25,7 @@ Taught in notebooks/00_data.ipynb.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 import time
@@ -113,7 +114,6 @@ def render_style(genre: Genre, out_dir: str | Path, n_songs: int, seed: int = 0,
     instruments; no caption, so prompts are made from the metadata as for the corpus. Returns the records
     (id, path, seconds and the song's metadata). Song i has the seed seed * 1_000_000 + i; files already
     written are kept. Taught in notebooks/10_fine_tuning.ipynb."""
-    import csv
     out_dir, renderer_obj = Path(out_dir), get_renderer(renderer)
     (out_dir / "audio").mkdir(parents=True, exist_ok=True)
     records = []

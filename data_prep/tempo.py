@@ -24,6 +24,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from samod.audio import load_audio
+from samod.data import read_metadata
+from samod.profiles import get_profile
 
 ANALYSIS_RATE = 22050  # Hz: librosa's default, plenty for onsets
 TOLERANCE = 0.04  # relative tempo error counted as a hit
@@ -33,7 +35,7 @@ def estimate_bpm(path: str, seconds: float | None = 30.0) -> float:
     """librosa's tempo estimate of the first `seconds` of a file (mono mix at 22.05 kHz); 0.0 for silence.
 
     The onset strength is the median over mel bands of the positive spectral flux, as beat_track computes it."""
-    import librosa
+    import librosa  # librosa: heavy to import (numba), needed only for beat tracking
 
     audio = load_audio(path, seconds=seconds, sample_rate=ANALYSIS_RATE).mean(axis=0)  # (samples,)
     onsets = librosa.onset.onset_strength(y=audio, sr=ANALYSIS_RATE, aggregate=np.median)  # (frames,)
@@ -63,8 +65,6 @@ def tempo_recovery(records: list[dict], progress: bool = True) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from samod.data import read_metadata
-    from samod.profiles import get_profile
 
     parser = argparse.ArgumentParser(prog="python -m data_prep.tempo", description=__doc__.split("\n")[0])
     parser.add_argument("dir", nargs="?", default=str(get_profile().corpus_dir))

@@ -11,6 +11,6 @@ __all__ = ["SAMPLE_RATE", "Profile", "get_profile", "generate", "save_generation
 def __getattr__(name: str):
     """`samod.generate` and `samod.save_generation` (samod/generation.py), imported on first use."""
     if name in ("generate", "save_generation"):
-        from samod import generation
+        from samod import generation  # torch and the models: `import samod` alone stays light (Makefile)
         return getattr(generation, name)
     raise AttributeError(f"module 'samod' has no attribute {name!r}")

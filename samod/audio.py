@@ -42,7 +42,7 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> n
     """(channels, samples at orig_sr) -> (channels, samples at target_sr)."""
     if orig_sr == target_sr:
         return audio
-    import librosa  # imported here: librosa's import costs a second
+    import librosa  # librosa: heavy to import (numba), needed only to resample
 
     return librosa.resample(audio, orig_sr=orig_sr, target_sr=target_sr, axis=-1).astype(np.float32)
 

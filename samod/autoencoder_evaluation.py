@@ -11,6 +11,8 @@ T samples. Taught in notebooks/01_autoencoder.ipynb.
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import asdict
 
 import torch
@@ -101,9 +103,6 @@ def decode_peak_memory(config: AutoencoderConfig, seconds: list[float]) -> dict[
     just before decoding) of a process that does nothing else; on a GPU torch.cuda.max_memory_allocated
     does the same job.
     """
-    import subprocess
-    import sys
-
     out = {"seconds": list(seconds), "full": [], "chunked": []}
     for s in seconds:
         for mode in ("full", "chunked"):

@@ -24,7 +24,7 @@ configs/model_configs/autoencoders/stable_audio_2_0_vae.json:
 
 The recipe per profile (`AutoencoderRecipe.tiny/small/paper`) names the model, losses, optimisers and
 run length; `train_autoencoder` trains it on the profile's corpus (or resumes, or loads a finished
-run), and `load_autoencoder` gives the trained VAE to later stages. Scoring the trained VAE (Table 5,
+run); samod/weights.py loads the trained VAE for the later stages (`load_autoencoder`). Scoring the trained VAE (Table 5,
 decode memory) is in samod/autoencoder_evaluation.py.
 
 Shapes (glossary): B batch, A audio channels (2), T samples, F frequency bins, N STFT frames,
@@ -46,7 +46,6 @@ from torch.nn.utils.parametrizations import weight_norm
 from samod.autoencoder import Autoencoder, AutoencoderConfig
 from samod.data import SongDataset, read_metadata, split_records
 from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
-from samod.reference import WeightsChoice, load_reference, provenance, weights_for
 from samod.train import CHECKPOINT_NAME, OptimizerConfig, StepBatches, Trainer, TrainConfig, load_weights
 
 
@@ -393,7 +392,7 @@ class AutoencoderStage:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The recipe per profile: train, save, load
+# The recipe per profile: train and save
 
 @dataclass
 class AutoencoderRecipe:
@@ -411,18 +410,15 @@ class AutoencoderRecipe:
 
     @staticmethod
     def tiny() -> "AutoencoderRecipe":
-        # The recipe: 2000 steps, under an hour on 2 CPU cores; the adversary joins for
-        # the last 400 (200 generator and 200 discriminator steps). From torch's initialisation a run
-        # this short decodes one drone for every input. In short trial runs the data-dependent
-        # initialisation made the output follow its input within 50 steps; random gain was needed for
-        # decoded silence to stay quiet, and even then trained biases learned the corpus's average sound
-        # and played it for silence, so they stay at zero. Learning rate 6.7x the paper's without
-        # warm-up, crops of 16384 samples (0.37 s). With a constant learning rate the weights kept
-        # moving so much that their EMA (decay 0.999) decoded 14 dB quieter than the weights themselves
-        # (and those 6 dB quieter than the input), so the learning rate decays (halved at step 500, a
-        # quarter at 1500) and the EMA keeps about the last 100 steps (decay 0.99). The adversary made
-        # the measurements worse in a CPU-length run (identification 0.875 -> 0.63 within 150 steps of
-        # joining at 1600), so the reference weights stop before it, at step 1500 (`make weights`).
+        # A CPU-length run: 2000 steps, the adversary joining for the last 400 (200 generator and 200
+        # discriminator steps). A run this short needs the data-dependent initialisation (from torch's it
+        # decodes one drone for every input), random gain (so that decoded silence stays quiet) and biases
+        # kept at zero (trained biases learn the corpus's average sound and play it for silence). Learning
+        # rate 6.7x the paper's without warm-up, crops of 16384 samples (0.37 s); the rate decays (halved at
+        # step 500, a quarter at 1500) and the EMA keeps about the last 100 steps (decay 0.99), because with
+        # a constant rate the EMA of moving weights decodes quieter than the weights. The reference weights
+        # stop at step 1500, before the adversary (`make weights`), which made the measurements worse in a
+        # run this short (docs/experiments.md, "Notes moved from the code").
         return AutoencoderRecipe(
             AutoencoderConfig.tiny(), replace(AutoencoderLossConfig.tiny(), discriminator_start=1600),
             replace(generator_optimizer("tiny"), lr=1e-3, warmup=0.0, inv_gamma=500, power=1.0),
@@ -482,38 +478,3 @@ def train_autoencoder(recipe: AutoencoderRecipe | None = None, profile: Profile 
     history = Trainer(stage, config, folder).fit(lambda step: batches(step)["audio"])
     model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True))
     return model.eval(), history
-
-
-def autoencoder_weights(profile: Profile | None = None, source: str | None = None) -> WeightsChoice:
-    """Which VAE the later stages load: the shipped reference weights (default, where the profile has
-    them) or the profile's own checkpoint (`source="own"` or SAMOD_WEIGHTS=own); see samod.reference."""
-    profile = profile or get_profile()
-    return weights_for("autoencoder", profile.checkpoint_dir / "autoencoder" / CHECKPOINT_NAME, profile, source)
-
-
-def autoencoder_checkpoint(profile: Profile | None = None, source: str | None = None) -> Path:
-    """The file the VAE of a profile is loaded from (it may not exist yet): ties latents and DiTs to it."""
-    return autoencoder_weights(profile, source).path
-
-
-def load_autoencoder(profile: Profile | None = None, ema: bool = True, source: str | None = None) -> Autoencoder:
-    """The VAE of a profile in eval mode: the reference weights or its own checkpoint (EMA weights by
-    default), as `autoencoder_weights` decides; a clear error if there is none."""
-    profile = profile or get_profile()
-    choice = autoencoder_weights(profile, source)
-    if choice.reference:
-        model = Autoencoder(_config_from_json(provenance("autoencoder", profile)["recipe"]["model"]))
-        model.load_state_dict(load_reference("autoencoder", profile))
-        return model.eval()
-    folder = profile.checkpoint_dir / "autoencoder"
-    if not (folder / CHECKPOINT_NAME).exists():
-        raise FileNotFoundError(f"no trained autoencoder in {folder}: run notebooks/01_autoencoder.ipynb "
-                                f"or samod.autoencoder_training.train_autoencoder() at profile {profile.name!r}")
-    config = json.loads((folder / "config.json").read_text())
-    model = Autoencoder(_config_from_json(config))
-    model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=ema))
-    return model.eval()
-
-
-def _config_from_json(config: dict) -> AutoencoderConfig:
-    return AutoencoderConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})

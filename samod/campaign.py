@@ -35,11 +35,12 @@ import torch
 from samod import chroma as notes
 from samod.audio import load_audio
 from samod.autoencoder import Autoencoder
-from samod.autoencoder_training import AutoencoderRecipe, AutoencoderStage, load_autoencoder
+from samod.autoencoder_training import AutoencoderRecipe, AutoencoderStage
 from samod.data import SongDataset, read_metadata, split_records
 from samod.metrics import input_dependence, reconstruction_metrics, silence_gap_db
 from samod.profiles import REPO_ROOT, get_profile
 from samod.train import CHECKPOINT_NAME, StepBatches, Trainer, TrainConfig, load_weights
+from samod.weights import load_autoencoder
 
 CURVE = REPO_ROOT / "figures" / "autoencoder_campaign.json"
 EVAL_SONGS, EVAL_SECONDS, EVAL_START = 16, 10.0, 5.0  # the issue's protocol: 16 held-out songs, 10 s from 5 s
@@ -179,7 +180,7 @@ def projection(points: list[dict], target: float = 0.8) -> dict:
 
 def plot_campaign(curve: dict):
     """The campaign's curve: the identification measures (left) and the level measures (right) against CPU-hours."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib: only to plot, never while training
     points = curve["points"]
     hours = [p["cpu_hours"] for p in points]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))

@@ -138,7 +138,7 @@ def midi_agreement(audio, midi_path, start: float, sample_rate: int = SAMPLE_RAT
 
 @lru_cache(maxsize=4)
 def _band_filters(sample_rate: int) -> np.ndarray:
-    import librosa
+    import librosa  # slow to import: only where the stand-in is built
     return librosa.filters.mel(sr=sample_rate, n_fft=_FFT, n_mels=RHYTHM_BANDS, norm=None)  # (bands, freqs)
 
 

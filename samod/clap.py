@@ -30,8 +30,8 @@ weights. What is ours to explain:
   plain CLIP.
 
 `ClapEncoder` wraps tokenizer + model; `features(prompts)` is what the DiT consumes. Training it
-(the stage, the recipe per profile, train_clap / load_clap) and evaluating it (retrieval, zero-shot
-genres) is samod/clap_training.py. Shapes (glossary): B batch, A audio channels (2), T samples,
+(the stage, the recipe per profile, train_clap) is samod/clap_training.py, evaluating it (retrieval,
+zero-shot genres) samod/clap_evaluation.py, loading it (load_clap) samod/weights.py. Shapes (glossary): B batch, A audio channels (2), T samples,
 N mel frames, M mel bins, S text tokens (77), H text width, P projection width. Taught in
 notebooks/02_clap.ipynb.
 """
@@ -47,6 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from torch import nn
 from transformers import (AutoTokenizer, ClapAudioConfig, ClapConfig, ClapModel, ClapTextConfig,
                           PreTrainedTokenizerBase, RobertaTokenizer)
@@ -186,8 +187,6 @@ def train_byte_level_bpe(texts: list[str], vocab_size: int, special_tokens: list
     symbols); all 256 are in the vocabulary, so no text is ever out of vocabulary. BPE then merges the
     most frequent adjacent pair (seen at least twice) into a new token until `vocab_size` tokens.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -199,8 +198,6 @@ def train_byte_level_bpe(texts: list[str], vocab_size: int, special_tokens: list
 
 def train_clap_tokenizer(texts: list[str], vocab_size: int, max_tokens: int = 77) -> RobertaTokenizer:
     """RoBERTa's tokenizer, trained on `texts`: "<s> prompt </s>" then <pad> (id 1) up to max_tokens."""
-    from tokenizers import processors
-
     tokenizer = train_byte_level_bpe(texts, vocab_size, ROBERTA_SPECIALS)
     tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))  # <s> text </s>
     return RobertaTokenizer(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", sep_token="</s>",
@@ -228,7 +225,7 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_tokens:
 @lru_cache(maxsize=8)
 def mel_filterbank(mel_bins: int, fft_size: int, f_min: float, f_max: float) -> torch.Tensor:
     """(M, fft_size // 2 + 1) HTK-scale triangular filters, not area-normalised (torchaudio's defaults)."""
-    import librosa
+    import librosa  # librosa: heavy to import (numba), needed only for the mel filters
 
     return torch.from_numpy(librosa.filters.mel(sr=CLAP_SAMPLE_RATE, n_fft=fft_size, n_mels=mel_bins, fmin=f_min,
                                                 fmax=f_max, htk=True, norm=None)).float()

@@ -221,7 +221,7 @@ def _sentence(fact: Fact, numbers: dict) -> str:
 
 def what_you_will_see(notebook: str, profile: Profile | None = None):
     """A Markdown box for the top of a notebook: its measured results at the active profile."""
-    from IPython.display import Markdown
+    from IPython.display import Markdown  # IPython: optional, present only in notebooks
     profile = profile or get_profile()
     sentences, source = measured_facts(notebook, profile)
     if not sentences:

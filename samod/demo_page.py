@@ -42,11 +42,18 @@ from tqdm.auto import tqdm
 
 from samod import chroma
 from samod.audio import load_audio, save_audio
+from samod.data import read_metadata, split_records
 from samod.display import plot_spectrogram
+from samod.embedders import CrepeEmbedder
+from samod.evaluation import length_quartiles
+from samod.generation import load_pipeline
+from samod.memorization import FrameStatistics, TrainingSetSearch
 from samod.metrics import PAPER_NUMBERS_PER_SECOND, lowpass_baseline, reconstruction_metrics
 from samod.profiles import REPO_ROOT, SAMPLE_RATE, Profile, get_profile
+from samod.weights import (WEIGHTS_DIR, autoencoder_weights, clap_weights, diffusion_training_records,
+                           diffusion_weights, provenance, run_facts)
 
-# The tiny profile's defaults: a handful of short generations with few solver steps, about a minute on 2 cores
+# The tiny profile's defaults: a handful of short generations with few solver steps, so that the page builds on a CPU
 DEFAULT_PROMPTS = ("Genre: Jazz|Instruments: Piano, Double Bass|Moods: relaxed",
                    "Genre: Rock|Instruments: Electric Guitar, Drums|Moods: energetic",
                    "Genre: Bossa Nova|Instruments: Acoustic Guitar (nylon), Flute")
@@ -107,10 +114,6 @@ def _number(value) -> str:
 
 def weights_rows(profile: Profile | None = None, stage: str = "finetune") -> list[dict]:
     """Which weights `load_pipeline` loads for a profile, with their provenance where the reference ships it."""
-    from samod.autoencoder_training import autoencoder_weights
-    from samod.clap_training import clap_weights
-    from samod.diffusion import diffusion_weights
-    from samod.reference import provenance
     profile = profile or get_profile()
     rows = []
     for name, choice in (("autoencoder", autoencoder_weights(profile)), ("clap", clap_weights(profile)),
@@ -329,7 +332,6 @@ def notes_rows(path: Path) -> tuple[list[dict] | None, str]:
 
 def held_out_songs(profile: Profile | None = None, n: int = 2, seconds: float = 4.0) -> list[dict]:
     """The first `seconds` of `n` held-out corpus songs (samod.data.split_records), from their start + 5 s."""
-    from samod.data import read_metadata, split_records
     profile = profile or get_profile()
     _, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
     return [{"name": f"{r.get('id', Path(r['audio_path']).stem)} ({r.get('genre', '')})",
@@ -343,10 +345,6 @@ def training_search(profile: Profile | None = None, save_to: str | Path | None =
     Songs already embedded are read from samod/weights/<profile>/training_search.npz (shipped with the reference
     weights) or from <profile root>/cache/training_search.npz (an earlier page), matched by their files' SHA-256;
     the rest are embedded, and then the profile's cache is written. save_to: also write the search there."""
-    from samod.diffusion import diffusion_training_records
-    from samod.embedders import CrepeEmbedder
-    from samod.memorization import FrameStatistics, TrainingSetSearch
-    from samod.reference import WEIGHTS_DIR, run_facts
     profile = profile or get_profile()
     records = diffusion_training_records(profile)
     own_cache = profile.root / "cache" / SEARCH_CACHE
@@ -367,7 +365,6 @@ SEARCH_CACHE = "training_search.npz"  # the training songs' embeddings for the m
 
 
 def main(argv: list[str] | None = None) -> Path | None:
-    from samod.generation import load_pipeline
     parser = argparse.ArgumentParser(description="Build the demo page of the active profile "
                                                  "(artifacts/<profile>/demo/index.html).")
     parser.add_argument("--out", type=Path, default=None, help="folder of the page (default: <profile root>/demo)")
@@ -392,8 +389,6 @@ def main(argv: list[str] | None = None) -> Path | None:
         return None
     pipeline = load_pipeline(profile)
     if args.lengths is None:  # lengths the model was trained to end at (a shorter one asks it to extrapolate)
-        from samod.data import read_metadata, split_records
-        from samod.generation import length_quartiles
         training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
         args.lengths = length_quartiles(training, pipeline.window_seconds)
     args.seconds = args.seconds or min(args.lengths, default=pipeline.window_seconds / 3)

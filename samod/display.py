@@ -31,6 +31,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import soundfile as sf
+from matplotlib.scale import FuncScale
 
 from samod.profiles import SAMPLE_RATE, get_profile
 from samod.structure import StructureConfig, expected_lags, structure_summary
@@ -43,7 +45,7 @@ WINDOWS = (90.0, 190.0, 285.0)  # seconds: previous models' 90 s, SA2 pre-traini
 def spectrogram_db(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, n_fft: int = 2048,
                    hop: int = 512) -> np.ndarray:
     """(channels, samples) or (samples,) -> (n_fft // 2 + 1, frames) dB magnitude of the mono mix."""
-    import librosa
+    import librosa  # librosa: heavy to import (numba), needed only for spectrograms
 
     mono = np.asarray(audio, dtype=np.float32)
     mono = mono.mean(axis=0) if mono.ndim == 2 else mono  # (samples,)
@@ -57,7 +59,7 @@ def plot_spectrogram(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, sections
 
     hop: samples between frames; by default 512, or the multiple of 512 that draws at most `max_frames`
     frames (about the figure's width in pixels: more cells look the same and take seconds to draw)."""
-    import librosa.display
+    import librosa.display  # librosa: heavy to import (numba), needed only for spectrograms
 
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 3))
@@ -97,8 +99,6 @@ def plot_piano_roll(midi, sections: list[dict] | None = None, title: str = "", a
 
 def _flac_base64(audio: np.ndarray, sample_rate: int) -> str:
     """FLAC (lossless, about half the size of WAV) as base64, for an embedded <audio> player."""
-    import soundfile as sf
-
     buf = io.BytesIO()
     sf.write(buf, np.clip(np.asarray(audio, dtype=np.float32), -1, 1).T, sample_rate, format="FLAC",
              subtype="PCM_16")
@@ -127,7 +127,7 @@ def audio_html(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, sections: list
 def show_audio(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, sections: list[dict] | None = None,
                title: str = "", seconds: float | None = 10.0) -> None:
     """Display a spectrogram beside a small player (notebooks)."""
-    from IPython.display import HTML, display
+    from IPython.display import HTML, display  # IPython: optional, present only in notebooks
 
     display(HTML(audio_html(audio, sample_rate, sections, title, seconds)))
 
@@ -153,7 +153,7 @@ def table_markdown(rows: list[dict], digits: int = 3) -> str:
 
 def show_table(rows: list[dict], digits: int = 3, title: str = "", note: str = "") -> None:
     """Display rows as a Markdown table in a notebook (`table_markdown`), with a bold title and a note below."""
-    from IPython.display import Markdown, display
+    from IPython.display import Markdown, display  # IPython: optional, present only in notebooks
     parts = ([f"**{title}**"] if title else []) + [table_markdown(rows, digits)] + ([note] if note else [])
     display(Markdown("\n\n".join(parts)))
 
@@ -165,8 +165,6 @@ def figure1_song_lengths(curves: dict[str, list[float] | np.ndarray], windows: t
     y -> y**power (the paper warps it "with a power law for greater readability"). Returns (figure,
     numbers), the numbers giving for each curve the proportion of songs that fit within each window.
     """
-    from matplotlib.scale import FuncScale
-
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.set_yscale(FuncScale(ax, (lambda y: np.clip(y, 0, None) ** power, lambda y: np.clip(y, 0, None) ** (1 / power))))
     numbers, longest = {}, max(windows)

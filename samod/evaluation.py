@@ -20,12 +20,20 @@ are written under artifacts/<profile>/generated/evaluation/ with the prompts, se
 checkpoint's SHA-256, and reused when those match (notebook 08 scores the same renders for
 memorization).
 
-Shapes: audio (A, T) stereo 44.1 kHz per file. Taught in notebooks/06_evaluation.ipynb.
+Does the output follow the request? `timing_adherence` measures how quiet a generation is after
+seconds_total (paper 1 §2.3), at lengths the training songs have (`length_quartiles`);
+`prompt_adherence` whether a render matches its own prompt better than another's, in CLAP's space,
+and the zero-shot genre of the renders. `table1_parameters` counts paper 1 Table 1 from the code.
+
+Sections: 1. prompts and references, 2. render sets, 3. scores and tables (Tables 2-3), 4. timing and prompt
+adherence, 5. Table 1. Shapes: audio (A, T) stereo 44.1 kHz per file. Taught in
+notebooks/06_evaluation.ipynb (Table 1 in notebooks/03_dit.ipynb).
 """
 from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -33,14 +41,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
+from transformers import ClapModel
 
 from samod.audio import load_audio, save_audio
-from samod.generation import SamplingConfig
+from samod.autoencoder import Autoencoder, AutoencoderConfig
+from samod.checkpoints import count_parameters
+from samod.clap import ClapModelConfig
+from samod.clap_evaluation import evaluation_prompt, genre_prompts
+from samod.data import read_metadata, split_records
+from samod.dit import DiT, DiTConfig, TimingConditioner
+from samod.generation import Pipeline, SamplingConfig
 from samod.generation_metrics import (bootstrap_interval, clap_score, frechet_distance, kl_divergence,
-                                      window_logits_mean)
+                                      window_logits_mean, zero_shot_predictions)
 from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
 from samod.train import file_sha256
+from samod.weights import diffusion_weights
 
 # Paper 1, footnote 10: Song Describer prompts holding any of these were removed (586 remain).
 NO_SINGING_WORDS = ("speech", "speech synthesizer", "hubbub", "babble", "singing", "male", "man", "female",
@@ -61,7 +78,7 @@ class EvalConfig:
 
     @staticmethod
     def tiny() -> "EvalConfig":
-        # 6 held-out prompts x 10 s: about 3 minutes for every render of the two tables on 2 cores
+        # 6 held-out prompts x 10 s and 10 solver steps: every render of the two tables on a CPU
         return EvalConfig(n_prompts=6, reference_seconds=10.0, steps=10)
 
     @staticmethod
@@ -78,7 +95,7 @@ class EvalConfig:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Prompts and references
+# 1. Prompts and references
 # ---------------------------------------------------------------------------------------------------
 
 def is_no_singing(caption: str) -> bool:
@@ -114,8 +131,6 @@ def read_song_describer(csv_path: str | Path, audio_dir: str | Path | None = Non
 
 def held_out_records(profile: Profile | None = None, n: int | None = None) -> list[dict]:
     """n held-out corpus songs (never trained on), spread over the held-out list, with their prompts."""
-    from samod.clap_training import evaluation_prompt
-    from samod.data import read_metadata, split_records
     profile = profile or get_profile()
     _, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
     n = len(held_out) if n is None else n
@@ -138,7 +153,7 @@ def load_references(records: list[dict], seconds: float) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Render sets
+# 2. Render sets
 # ---------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -153,7 +168,6 @@ class RenderSet:
 
 def model_id(profile: Profile, stage: str) -> str:
     """SHA-256 of the file a diffusion stage loads: renders are reused only for the same model."""
-    from samod.diffusion import diffusion_weights
     return file_sha256(diffusion_weights(profile, stage).path)
 
 
@@ -212,7 +226,7 @@ def shuffled(prompts: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Scores and tables
+# 3. Scores and tables (Tables 2-3)
 # ---------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -260,3 +274,114 @@ def paired_margin(row: dict, baseline: dict, key: str) -> dict:
     difference = np.asarray(row["per prompt"][key]) - np.asarray(baseline["per prompt"][key])  # (N,)
     low, high = bootstrap_interval(difference)
     return {"difference": float(difference.mean()), "low": low, "high": high}
+
+
+# ----------------------------------------------------------------------------------------------------
+# 4. Does the output follow the request? Length and prompt, measured on generations
+
+def length_quartiles(records: list[dict], window_seconds: float) -> list[float]:
+    """The lower and upper quartiles of the songs' lengths (`seconds`), rounded to whole seconds and at
+    most two thirds of the window (room for the silence after them): lengths that a DiT trained on these
+    songs has learned to end at (seconds_total is each song's length; a request shorter than every
+    training song asks it to extrapolate)."""
+    if not records:
+        raise ValueError("length_quartiles needs the training songs' records (each with 'seconds')")
+    quartiles = np.percentile([r["seconds"] for r in records], [25, 75])
+    return sorted({float(min(round(q), round(2 * window_seconds / 3))) for q in quartiles})
+
+
+def timing_adherence(pipeline: Pipeline, prompts: list[str], lengths: list[float], steps: int = 20, seed: int = 0,
+                     sampler: str = "dpmpp-2m", margin_seconds: float = 0.5, **settings) -> dict:
+    """How quiet the model is after seconds_total: per prompt and length, the RMS of the untrimmed window
+    after seconds_total + margin_seconds over the RMS before seconds_total, in dB (paper 1 §2.3: the
+    model writes silence after the requested length). A model that ignores the timing scores ~0 dB.
+    Other keywords (cfg_scale, sigma_min, ...) go to the sampler, as in `Pipeline.generate`."""
+    rows = []
+    for seconds in lengths:
+        audio = pipeline.generate(prompts, seconds=seconds, steps=steps, seed=seed, sampler=sampler, trim=False,
+                                  progress=False, **settings)
+        cut, margin = round(seconds * SAMPLE_RATE), round(margin_seconds * SAMPLE_RATE)
+        for prompt, a in zip(prompts, audio):
+            before, after = np.sqrt(np.mean(a[:, :cut] ** 2)), np.sqrt(np.mean(a[:, cut + margin:] ** 2))
+            rows.append({"prompt": prompt, "seconds_total": seconds, "rms_before": float(before),
+                         "rms_after": float(after),
+                         "after_vs_before_db": float(20 * np.log10((after + 1e-12) / (before + 1e-12)))})
+    return {"median_after_vs_before_db": float(np.median([r["after_vs_before_db"] for r in rows])),
+            "prompts": len(prompts), "lengths": list(lengths), "steps": steps, **settings, "rows": rows}
+
+
+@torch.no_grad()
+def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.0, steps: int = 20, seed: int = 0,
+                     sampler: str = "dpmpp-2m", labels: list[int] | None = None, genres: list[str] | None = None,
+                     clap=None, batch_size: int = 16, clip_seconds: float | None = None, **settings) -> dict:
+    """Does a generation match its own prompt better than another's? One render per prompt; `clap`
+    (default: the pipeline's text encoder, a samod CLAP) embeds renders and prompts; the difference
+    between a render's similarity to its own prompt and to the next prompt's (a shuffle that never
+    keeps a prompt), with a 95 % bootstrap interval over prompts. With `labels` (index into `genres`
+    per prompt), also the zero-shot genre accuracy of the renders (chance 1 / len(genres); `genre_majority`:
+    what naming the labels' most frequent genre for every render would score) and each render's predicted
+    genre index (`genre_predicted`).
+    Renders are made `batch_size` prompts at a time (seed + batch index), `seconds` long (seconds_total:
+    ask for a length the model trained on, see `length_quartiles`); with `clip_seconds`, only the middle
+    clip_seconds of each render are decoded and embedded. Give the length of the crops CLAP trained on
+    (ClapRecipe.crop_seconds): audio longer than CLAP's window is heard through fusion (a global view and local
+    windows), shorter audio without it, and a CLAP trained on fused crops classifies unfused audio poorly.
+    Other keywords (cfg_scale, ...) go to the sampler, as in `Pipeline.generate`."""
+    clap = clap or pipeline.text_encoder
+    rate, margin = pipeline.latent_rate, pipeline.autoencoder.config.chunk_overlap // 2  # what chunking crops
+    clip_seconds = min(clip_seconds or seconds, seconds)
+    first = math.floor((seconds - clip_seconds) / 2 * rate)  # latent frames of the middle clip
+    last = first + math.ceil(clip_seconds * rate)
+    started = time.perf_counter()
+    renders = []
+    for k in range(0, len(prompts), batch_size):
+        latents = pipeline.generate_latents(prompts[k:k + batch_size], seconds, steps=steps, seed=seed + k // batch_size,
+                                            sampler=sampler, progress=False, **settings)  # (b, D, L)
+        lo, hi = max(first - margin, 0), min(last + margin, latents.shape[-1])  # a margin decodes the clip exactly
+        audio = pipeline.decode(latents[..., lo:hi])  # (b, A, (hi - lo) * 2048)
+        start = (first - lo) * pipeline.autoencoder.config.downsampling
+        renders += list(audio[..., start:start + round(clip_seconds * SAMPLE_RATE)].float().cpu())
+    render_seconds = time.perf_counter() - started
+    audio = torch.stack(renders)  # (prompts, A, clip samples)
+    audio_emb = F.normalize(clap.audio_embeddings(audio, generator=torch.Generator().manual_seed(seed)), dim=-1)
+    text_emb = F.normalize(clap.text_embeddings(prompts), dim=-1)
+    n = len(prompts)
+    other = torch.roll(torch.arange(n), 1)  # render i against prompt i - 1
+    own = clap_score(audio_emb.numpy(), text_emb.numpy(), per_item=True)  # (n,) cosine with its own prompt
+    shuffled = clap_score(audio_emb.numpy(), text_emb[other].numpy(), per_item=True)  # (n,) with another song's
+    difference = own - shuffled
+    low, high = bootstrap_interval(difference)
+    result = {"prompts": n, "seconds": seconds, "clip_seconds": clip_seconds, "steps": steps, "own": float(own.mean()),
+              "shuffled": float(shuffled.mean()), "difference": float(difference.mean()),
+              "difference_low": low, "difference_high": high,
+              "render_spread": float(audio.std(dim=0).mean()),  # 0 when every prompt gives the same audio
+              "render_seconds": render_seconds, "differences": difference.tolist()}
+    if labels is not None:
+        classes = torch.stack([F.normalize(clap.text_embeddings(genre_prompts(g)).mean(dim=0), dim=0) for g in genres])
+        predicted = zero_shot_predictions(audio_emb, classes).tolist()  # (n,) genre index per render
+        counts = np.bincount(labels, minlength=len(genres))
+        result.update({"genre_accuracy": float(np.mean(np.equal(predicted, labels))), "genre_chance": 1 / len(genres),
+                       # what naming the prompts' most frequent genre for every render would score
+                       "genre_majority": float(counts.max() / len(labels)), "genre_predicted": predicted})
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------
+# 5. Paper 1 Table 1: parameter counts
+
+PAPER_TABLE1 = {"DiT": 1.1e9, "AE": 157e6, "CLAP": 125e6, "Total": 1.3e9}  # paper 1 Table 1 as printed: 1.1B, ...
+
+
+def table1_parameters(preset: str) -> dict[str, int]:
+    """Paper 1 Table 1 counted from the code at a preset ("tiny", "small", "paper"): the DiT, the AE, CLAP
+    (its text tower: the only part of CLAP the generator uses) and their Total, plus "timing", the two
+    timing embedders of DiffusionModel, which the table leaves out. Built on the meta device: no memory."""
+    if preset not in ("tiny", "small", "paper"):
+        raise ValueError(f"preset must be 'tiny', 'small' or 'paper', got {preset!r}")
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        dit = DiT(getattr(DiTConfig, preset)())
+        counts = {"DiT": count_parameters(dit),
+                  "AE": count_parameters(Autoencoder(getattr(AutoencoderConfig, preset)())),
+                  "CLAP": count_parameters(ClapModel(getattr(ClapModelConfig, preset)().to_transformers()).text_model)}
+        timing = count_parameters(TimingConditioner(dit.config.cond_dim))
+    return {**counts, "Total": sum(counts.values()), "timing": timing}

@@ -16,7 +16,7 @@ folder of songs with their captions. Two ways:
   MLP's proj_in/proj_out), not the embeddings or the DiT's own proj_in/proj_out.
 - Full fine-tuning: every weight trains (more memory, a file as large as the model).
 
-Training is the DiT's own (samod/diffusion.py: v-objective, CFG dropout, the shared Trainer with its
+Training is the DiT's own (samod/diffusion_training.py: v-objective, CFG dropout, the shared Trainer with its
 resumable checkpoints) on a latent cache of the new songs, at any window length: the DiT is length-agnostic
 and seconds_total tells it each song's length (it is clamped to DiTConfig.max_seconds, 64 s for tiny).
 
@@ -46,9 +46,15 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from data_prep.encode import encode_corpus
+from data_prep.importers import import_folder
 from samod.checkpoints import check_keys, count_parameters
-from samod.diffusion import DiffusionModel, DiffusionStage
+from samod.data import LatentDataset
+from samod.diffusion import DiffusionModel
+from samod.diffusion_training import DiffusionStage
+from samod.pretrained import load_stable_audio_open
 from samod.train import OptimizerConfig, StepBatches, Trainer, TrainConfig
+from samod.weights import autoencoder_checkpoint, load_autoencoder, load_clap, load_diffusion
 
 ADAPTER_WEIGHTS = "adapter.safetensors"
 ADAPTER_CONFIG = "adapter.json"
@@ -225,7 +231,6 @@ def finetune(model: DiffusionModel, text_encoder: nn.Module, cache: str | Path, 
              out_dir: str | Path, latent_scale: float = 1.0, progress: bool = True) -> tuple[DiffusionModel, list[dict]]:
     """Train a wrapped model (add_adapter or full_finetuning) on a latent cache; resumes from
     out_dir/checkpoints/. Saves the EMA weights' adapter to out_dir/adapter/ and returns (EMA model, history)."""
-    from samod.data import LatentDataset
     if getattr(model, "base_identity", None) is None:
         raise ValueError("wrap the model first: add_adapter(model, AdapterConfig(...)) or full_finetuning(model)")
     dataset = LatentDataset(cache, window_frames=1, seed=config.seed, scale=latent_scale)
@@ -259,13 +264,9 @@ def load_base(base: str, sao_config: str | None = None, t5_path: str | None = No
     """(model, autoencoder, autoencoder file, text encoder, latent scale) of a base: "reference", "own"
     (the profile's DiT, VAE and CLAP) or the path of a Stable Audio Open checkpoint."""
     if base in ("reference", "own"):
-        from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
-        from samod.clap_training import load_clap
-        from samod.diffusion import load_diffusion
         model, description = load_diffusion(source=base)
         return (model, load_autoencoder(source=base), autoencoder_checkpoint(source=base), load_clap(source=base),
                 float(description.get("latent_scale") or 1.0))
-    from samod.pretrained import load_stable_audio_open
     path = Path(base)
     if not path.exists():
         raise FileNotFoundError(f"--base {base}: not 'reference', 'own' or an existing Stable Audio Open checkpoint")
@@ -292,8 +293,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--t5", help="local t5-base folder for a SAO checkpoint (default: <checkpoint dir>/t5)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    from data_prep.encode import encode_corpus
-    from data_prep.importers import import_folder
 
     out, progress = Path(args.out), not args.no_progress
     model, autoencoder, autoencoder_file, text_encoder, latent_scale = load_base(args.base, args.sao_config, args.t5)

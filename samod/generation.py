@@ -24,6 +24,7 @@ Taught in notebooks/05_sampling.ipynb.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,12 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from data_prep.encode import silence_latent
 from samod.audio import save_audio
 from samod.autoencoder import Autoencoder
-from samod.checkpoints import count_parameters
-from samod.diffusion import DiffusionModel
+from samod.diffusion import STAGES, DiffusionModel
 from samod.profiles import SAMPLE_RATE, Profile, get_profile
-from samod.sampler import Denoiser, audio_to_audio_start, get_sigmas, init_noise, make_uncond, sample
+from samod.sampler import SAMPLERS, Denoiser, audio_to_audio_start, get_sigmas, init_noise, make_uncond, sample
+from samod.weights import autoencoder_checkpoint, load_autoencoder, load_clap, load_diffusion
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,53 @@ class SamplingConfig:
     sampler: str = "dpmpp-3m-sde"  # or "dpmpp-2m-sde", or "dpmpp-2m" (deterministic): samod.sampler.SAMPLERS
     seed: int = 0  # the same seed gives the same audio
 
+    def __post_init__(self):
+        """Every setting checked where it enters (a keyword of `generate` lands here too)."""
+        if not _is_integer(self.steps) or self.steps < 1:
+            raise ValueError(f"steps must be a positive integer (Stable Audio Open uses {SamplingConfig.steps}), "
+                             f"got {self.steps!r}")
+        if not _is_number(self.cfg_scale) or not self.cfg_scale >= 0:
+            raise ValueError(f"cfg_scale must be >= 0, a number (1 = conditional only, Stable Audio Open uses "
+                             f"{SamplingConfig.cfg_scale}), got {self.cfg_scale!r}")
+        if not _is_number(self.cfg_rescale) or not 0 <= self.cfg_rescale <= 1:
+            raise ValueError(f"cfg_rescale must be a number in [0, 1] (0 = plain CFG), got {self.cfg_rescale!r}")
+        interval = self.cfg_interval
+        if (not isinstance(interval, (tuple, list)) or len(interval) != 2 or not all(map(_is_number, interval))
+                or not 0 <= interval[0] < interval[1]):
+            raise ValueError(f"cfg_interval must be two noise levels (lo, hi) with 0 <= lo < hi (sigma_VE; "
+                             f"(0, math.inf) guides everywhere), got {interval!r}")
+        if not (_is_number(self.sigma_max) and _is_number(self.sigma_min)) or not self.sigma_max > self.sigma_min > 0:
+            raise ValueError(f"sigma_max and sigma_min must be numbers with sigma_max > sigma_min > 0 (Stable Audio "
+                             f"Open: {SamplingConfig.sigma_max} and {SamplingConfig.sigma_min}), got "
+                             f"{self.sigma_max!r} and {self.sigma_min!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}: choose one of {SAMPLERS}")
+        if not _is_integer(self.seed):
+            raise ValueError(f"seed must be an integer (the same seed gives the same audio), got {self.seed!r}")
+
+
+def _is_number(x) -> bool:
+    """A real number (int, float, numpy scalar), not a bool or a string."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _is_integer(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
 
 def prompt_list(prompt: str | list[str] | None) -> list[str]:
     """A prompt or a list of prompts as a list, each checked to describe something (None is no prompt)."""
-    prompts = [prompt] if isinstance(prompt, str) or prompt is None else list(prompt)
-    if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+    if isinstance(prompt, str) or prompt is None:
+        prompts = [prompt]
+    elif isinstance(prompt, (bytes, dict)) or not hasattr(prompt, "__iter__"):
+        raise ValueError(f"the prompt must be a string or a list of strings, got {type(prompt).__name__}")
+    else:
+        prompts = list(prompt)
+    for i, p in enumerate(prompts):
+        if p is not None and not isinstance(p, str):
+            raise ValueError(f"every prompt must be a string, but prompt {i} of the list is {type(p).__name__} "
+                             f"{p!r}: e.g. ['Genre: Jazz', 'Genre: Metal']")
+    if not prompts or any(p is None or not p.strip() for p in prompts):
         raise ValueError("the prompt is empty: describe the music, e.g. 'Genre: Jazz|Instruments: Piano' "
                          "(an empty context is what classifier-free guidance uses as 'unconditional')")
     return prompts
@@ -101,7 +145,6 @@ class Pipeline:
         Only the audio and chunk_overlap frames after it are encoded. A frame further on sees silence only (the
         encoder reaches at most chunk_overlap / 2 frames to each side: chunked encoding is exact for the same
         reason), so each is the latent of silence (data_prep.encode.silence_latent, the one the DiT trained on)."""
-        from data_prep.encode import silence_latent
         config = self.autoencoder.config
         n, overlap, window = config.downsampling, config.chunk_overlap, self.window_frames
         audio = audio[:, :window * n]  # (A, <= window * n)
@@ -129,15 +172,26 @@ class Pipeline:
             part.to(device)
         return self
 
-    def check(self, prompts: list[str], seconds: float, steps: int) -> None:
-        """Validate a request; every error says what is allowed (CFG scale and sampler name: Denoiser, sample)."""
+    def check(self, prompts: list[str], seconds: float, init_noise_level: float | None = None,
+              sampling: SamplingConfig | None = None, **flags) -> None:
+        """Validate a request; every error says what is allowed (the sampling settings: SamplingConfig).
+        `flags`: trim=, progress= (booleans) and callback= (a function or None)."""
         prompt_list(prompts)  # refuses an empty prompt
-        if not 0 < seconds <= self.window_seconds + 1e-6:
+        if not _is_number(seconds) or not 0 < seconds <= self.window_seconds + 1e-6:
             raise ValueError(f"seconds must be in (0, {self.window_seconds:.2f}] for this model (its window is "
-                             f"{self.window_frames} latent frames), got {seconds}")
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer (Stable Audio Open uses {SamplingConfig.steps}), "
-                             f"got {steps!r}")
+                             f"{self.window_frames} latent frames), a number, got {seconds!r}")
+        if sampling is not None and not isinstance(sampling, SamplingConfig):
+            raise ValueError(f"sampling must be a SamplingConfig (or pass its fields as keywords: steps=, "
+                             f"cfg_scale=, ...), got {type(sampling).__name__}")
+        if init_noise_level is not None and (not _is_number(init_noise_level) or init_noise_level <= 0):
+            raise ValueError(f"init_noise_level must be a positive noise level (sigma_VE: 0.1 small variations ... "
+                             f"100 almost a new piece), got {init_noise_level!r}")
+        for name, value in flags.items():
+            if name == "callback" and value is not None and not callable(value):
+                raise ValueError(f"callback must be a function called at every solver step, or None, "
+                                 f"got {type(value).__name__}")
+            if name in ("trim", "progress") and not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
 
     @torch.no_grad()
     def generate_latents(self, prompts: list[str], seconds: float, *, sampling: SamplingConfig = SamplingConfig(),
@@ -145,8 +199,8 @@ class Pipeline:
                          progress: bool = True, callback=None, **settings) -> torch.Tensor:
         """prompts -> (B, D, window_frames) latents in the DiT's scale (`decode` turns them into audio; init_latents
         are in that scale too, see `encode`); see `generate` for the arguments."""
-        sampling = replace(sampling, **settings)
-        self.check(prompts, seconds, sampling.steps)
+        self.check(prompts, seconds, init_noise_level, sampling, progress=progress, callback=callback)
+        sampling = replace(sampling, **settings)  # checked by SamplingConfig
         started = time.perf_counter()
         device, b = self.device, len(prompts)
         text, _ = self.text_encoder.features(prompts)  # (B, S, E)
@@ -185,9 +239,11 @@ class Pipeline:
         init_audio   audio-to-audio: (2, T) audio at 44.1 kHz whose latents are noised to init_noise_level
                      (0.1: small variations ... 100: almost a new piece) instead of starting at sigma_max
         """
-        sampling = replace(sampling, **settings)  # a misspelled setting fails here, naming SamplingConfig
         prompts = prompt_list(prompt)
-        seconds = self.window_seconds if seconds is None else float(seconds)
+        seconds = self.window_seconds if seconds is None else seconds
+        self.check(prompts, seconds, init_noise_level, sampling, trim=trim, progress=progress, callback=callback)
+        sampling = replace(sampling, **settings)  # a misspelled setting fails here, naming SamplingConfig
+        seconds = float(seconds)
         init_latents = None
         if init_audio is not None:
             audio = torch.as_tensor(np.asarray(init_audio, dtype=np.float32))
@@ -211,9 +267,6 @@ class Pipeline:
 
 def load_pipeline(profile: Profile | None = None, stage: str = "finetune", device: str | None = None) -> Pipeline:
     """The trained VAE, CLAP and DiT (`stage`: "pretrain" or "finetune") of a profile, checked to belong together."""
-    from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
-    from samod.clap_training import load_clap
-    from samod.diffusion import load_diffusion
     profile = profile or get_profile()
     autoencoder = load_autoencoder(profile)
     model, description = load_diffusion(profile, stage, autoencoder_checkpoint=autoencoder_checkpoint(profile))
@@ -231,6 +284,8 @@ _pipelines: dict[tuple[str, str], Pipeline] = {}
 def generate(prompt: str | list[str], seconds: float | None = None, *, stage: str = "finetune", **options):
     """`Pipeline.generate`, same keywords, with the trained models of the active profile (loaded once, then kept)."""
     prompt_list(prompt)  # no prompt is an error before the models load
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES} (the DiT of that training stage), got {stage!r}")
     key = (get_profile().name, stage)
     if key not in _pipelines:
         _pipelines[key] = load_pipeline(stage=stage)
@@ -242,119 +297,3 @@ def save_generation(path: str | Path, audio: np.ndarray, sample_rate: int = SAMP
     if Path(path).suffix.lower() not in (".wav", ".flac"):
         raise ValueError(f"write .wav or .flac files, got {Path(path).name!r}")
     return save_audio(path, audio, sample_rate)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Does the output follow the request? Length and prompt, measured on generations
-
-def length_quartiles(records: list[dict], window_seconds: float) -> list[float]:
-    """The lower and upper quartiles of the songs' lengths (`seconds`), rounded to whole seconds and at
-    most two thirds of the window (room for the silence after them): lengths that a DiT trained on these
-    songs has learned to end at (seconds_total is each song's length; a request shorter than every
-    training song asks it to extrapolate)."""
-    if not records:
-        raise ValueError("length_quartiles needs the training songs' records (each with 'seconds')")
-    quartiles = np.percentile([r["seconds"] for r in records], [25, 75])
-    return sorted({float(min(round(q), round(2 * window_seconds / 3))) for q in quartiles})
-
-
-
-PAPER_TABLE1 = {"DiT": 1.1e9, "AE": 157e6, "CLAP": 125e6, "Total": 1.3e9}  # paper 1 Table 1 as printed: 1.1B, ...
-
-
-def table1_parameters(preset: str) -> dict[str, int]:
-    """Paper 1 Table 1 counted from the code at a preset ("tiny", "small", "paper"): the DiT, the AE, CLAP
-    (its text tower: the only part of CLAP the generator uses) and their Total, plus "timing", the two
-    timing embedders of DiffusionModel, which the table leaves out. Built on the meta device: no memory."""
-    from transformers import ClapModel
-
-    from samod.autoencoder import AutoencoderConfig
-    from samod.clap import ClapModelConfig
-    from samod.dit import DiT, DiTConfig, TimingConditioner
-    if preset not in ("tiny", "small", "paper"):
-        raise ValueError(f"preset must be 'tiny', 'small' or 'paper', got {preset!r}")
-    with torch.device("meta"):  # shapes only: nothing is allocated
-        dit = DiT(getattr(DiTConfig, preset)())
-        counts = {"DiT": count_parameters(dit),
-                  "AE": count_parameters(Autoencoder(getattr(AutoencoderConfig, preset)())),
-                  "CLAP": count_parameters(ClapModel(getattr(ClapModelConfig, preset)().to_transformers()).text_model)}
-        timing = count_parameters(TimingConditioner(dit.config.cond_dim))
-    return {**counts, "Total": sum(counts.values()), "timing": timing}
-
-def timing_adherence(pipeline: Pipeline, prompts: list[str], lengths: list[float], steps: int = 20, seed: int = 0,
-                     sampler: str = "dpmpp-2m", margin_seconds: float = 0.5, **settings) -> dict:
-    """How quiet the model is after seconds_total: per prompt and length, the RMS of the untrimmed window
-    after seconds_total + margin_seconds over the RMS before seconds_total, in dB (paper 1 §2.3: the
-    model writes silence after the requested length). A model that ignores the timing scores ~0 dB.
-    Other keywords (cfg_scale, sigma_min, ...) go to the sampler, as in `Pipeline.generate`."""
-    rows = []
-    for seconds in lengths:
-        audio = pipeline.generate(prompts, seconds=seconds, steps=steps, seed=seed, sampler=sampler, trim=False,
-                                  progress=False, **settings)
-        cut, margin = round(seconds * SAMPLE_RATE), round(margin_seconds * SAMPLE_RATE)
-        for prompt, a in zip(prompts, audio):
-            before, after = np.sqrt(np.mean(a[:, :cut] ** 2)), np.sqrt(np.mean(a[:, cut + margin:] ** 2))
-            rows.append({"prompt": prompt, "seconds_total": seconds, "rms_before": float(before),
-                         "rms_after": float(after),
-                         "after_vs_before_db": float(20 * np.log10((after + 1e-12) / (before + 1e-12)))})
-    return {"median_after_vs_before_db": float(np.median([r["after_vs_before_db"] for r in rows])),
-            "prompts": len(prompts), "lengths": list(lengths), "steps": steps, **settings, "rows": rows}
-
-
-@torch.no_grad()
-def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.0, steps: int = 20, seed: int = 0,
-                     sampler: str = "dpmpp-2m", labels: list[int] | None = None, genres: list[str] | None = None,
-                     clap=None, batch_size: int = 16, clip_seconds: float | None = None, **settings) -> dict:
-    """Does a generation match its own prompt better than another's? One render per prompt; `clap`
-    (default: the pipeline's text encoder, a samod CLAP) embeds renders and prompts; the difference
-    between a render's similarity to its own prompt and to the next prompt's (a shuffle that never
-    keeps a prompt), with a 95 % bootstrap interval over prompts. With `labels` (index into `genres`
-    per prompt), also the zero-shot genre accuracy of the renders (chance 1 / len(genres); `genre_majority`:
-    what naming the labels' most frequent genre for every render would score) and each render's predicted
-    genre index (`genre_predicted`).
-    Renders are made `batch_size` prompts at a time (seed + batch index), `seconds` long (seconds_total:
-    ask for a length the model trained on, see `length_quartiles`); with `clip_seconds`, only the middle
-    clip_seconds of each render are decoded and embedded. Give the length of the crops CLAP trained on
-    (ClapRecipe.crop_seconds): audio longer than CLAP's window is heard through fusion (a global view and local
-    windows), shorter audio without it, and the tiny reference CLAP, trained on 10 s crops, names the genre of
-    12 of 16 held-out songs from their middle 10 s but of 3 from their middle 5 s.
-    Other keywords (cfg_scale, ...) go to the sampler, as in `Pipeline.generate`."""
-    from samod.clap_training import genre_prompts
-    from samod.generation_metrics import bootstrap_interval, clap_score, zero_shot_predictions
-    clap = clap or pipeline.text_encoder
-    rate, margin = pipeline.latent_rate, pipeline.autoencoder.config.chunk_overlap // 2  # what chunking crops
-    clip_seconds = min(clip_seconds or seconds, seconds)
-    first = math.floor((seconds - clip_seconds) / 2 * rate)  # latent frames of the middle clip
-    last = first + math.ceil(clip_seconds * rate)
-    started = time.perf_counter()
-    renders = []
-    for k in range(0, len(prompts), batch_size):
-        latents = pipeline.generate_latents(prompts[k:k + batch_size], seconds, steps=steps, seed=seed + k // batch_size,
-                                            sampler=sampler, progress=False, **settings)  # (b, D, L)
-        lo, hi = max(first - margin, 0), min(last + margin, latents.shape[-1])  # a margin decodes the clip exactly
-        audio = pipeline.decode(latents[..., lo:hi])  # (b, A, (hi - lo) * 2048)
-        start = (first - lo) * pipeline.autoencoder.config.downsampling
-        renders += list(audio[..., start:start + round(clip_seconds * SAMPLE_RATE)].float().cpu())
-    render_seconds = time.perf_counter() - started
-    audio = torch.stack(renders)  # (prompts, A, clip samples)
-    audio_emb = F.normalize(clap.audio_embeddings(audio, generator=torch.Generator().manual_seed(seed)), dim=-1)
-    text_emb = F.normalize(clap.text_embeddings(prompts), dim=-1)
-    n = len(prompts)
-    other = torch.roll(torch.arange(n), 1)  # render i against prompt i - 1
-    own = clap_score(audio_emb.numpy(), text_emb.numpy(), per_item=True)  # (n,) cosine with its own prompt
-    shuffled = clap_score(audio_emb.numpy(), text_emb[other].numpy(), per_item=True)  # (n,) with another song's
-    difference = own - shuffled
-    low, high = bootstrap_interval(difference)
-    result = {"prompts": n, "seconds": seconds, "clip_seconds": clip_seconds, "steps": steps, "own": float(own.mean()),
-              "shuffled": float(shuffled.mean()), "difference": float(difference.mean()),
-              "difference_low": low, "difference_high": high,
-              "render_spread": float(audio.std(dim=0).mean()),  # 0 when every prompt gives the same audio
-              "render_seconds": render_seconds, "differences": difference.tolist()}
-    if labels is not None:
-        classes = torch.stack([F.normalize(clap.text_embeddings(genre_prompts(g)).mean(dim=0), dim=0) for g in genres])
-        predicted = zero_shot_predictions(audio_emb, classes).tolist()  # (n,) genre index per render
-        counts = np.bincount(labels, minlength=len(genres))
-        result.update({"genre_accuracy": float(np.mean(np.equal(predicted, labels))), "genre_chance": 1 / len(genres),
-                       # what naming the prompts' most frequent genre for every render would score
-                       "genre_majority": float(counts.max() / len(labels)), "genre_predicted": predicted})
-    return result

@@ -14,7 +14,7 @@ autoencoder's reconstruction metrics (Table 5) and the table writer for Tables 2
 
 Shapes: audio is (channels, samples) stereo at 44.1 kHz, as everywhere in samod.
 Taught in notebooks/06_evaluation.ipynb (Tables 2-3), notebooks/05_sampling.ipynb (musical activity)
-and notebooks/02_clap.ipynb (retrieval, through clap_training.evaluate_clap).
+and notebooks/02_clap.ipynb (retrieval, through clap_evaluation.evaluate_clap).
 """
 from __future__ import annotations
 
@@ -260,7 +260,7 @@ def clap_score(audio_embeddings, text_embeddings, per_item: bool = False):
 def activity(audio, sample_rate: int = SAMPLE_RATE, hop: int = 512) -> dict:
     """Onset rate (onsets per second, librosa's onset detector) and mean spectral flux (librosa's onset
     strength: the positive log-mel difference between frames, averaged over frames) of (2, T) audio."""
-    import librosa
+    import librosa  # librosa: heavy to import (numba), needed only for onsets
     mono = np.asarray(audio, dtype=np.float32).mean(axis=0)  # (T,)
     if not np.isfinite(mono).all() or mono.size < 4 * hop:
         raise ValueError(f"activity needs finite audio of at least {4 * hop} samples, got {mono.size}")

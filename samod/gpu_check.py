@@ -49,7 +49,8 @@ from samod.autoencoder import load_reference_state_dict as load_autoencoder_refe
 from samod.autoencoder_training import AutoencoderRecipe, AutoencoderStage
 from samod.clap import ClapEncoder, train_clap_tokenizer
 from samod.clap_training import ClapRecipe, ClapStage
-from samod.diffusion import DiffusionModel, DiffusionRecipe, DiffusionStage, window_frames
+from samod.diffusion import DiffusionModel
+from samod.diffusion_training import DiffusionRecipe, DiffusionStage, window_frames
 from samod.dit import DiT, DiTConfig, _flash_attn
 from samod.dit import load_reference_state_dict as load_dit_reference
 from samod.finetune import AdapterConfig, FinetuneStage, add_adapter
@@ -192,7 +193,7 @@ def peer_module():
     if not (tests / "stable_audio_peer.py").exists():
         return None, f"{tests}/stable_audio_peer.py is not there (a repository checkout has it): no ratio"
     sys.path.insert(0, str(tests))
-    import stable_audio_peer
+    import stable_audio_peer  # the test peer's weight conversion: only in a repository checkout
     return stable_audio_peer, None
 
 
@@ -203,8 +204,8 @@ def against_diffusers(dit_config: DiTConfig, ae_config: AutoencoderConfig, frame
     if peer is None:
         return {"skipped": why}
     warnings.filterwarnings("ignore", category=FutureWarning)  # diffusers' old weight_norm
-    import diffusers
-    from diffusers.models.embeddings import get_1d_rotary_pos_embed
+    import diffusers  # diffusers: a test-only dependency, optional here
+    from diffusers.models.embeddings import get_1d_rotary_pos_embed  # diffusers, as above
     c = dit_config
     theirs = diffusers.StableAudioDiTModel(
         sample_size=64, in_channels=c.latent_channels, out_channels=c.latent_channels, num_layers=c.depth,

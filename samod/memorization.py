@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from samod.audio import load_audio
+from samod.train import file_sha256
+
 
 def _unit_rows(x, what: str) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
@@ -151,8 +154,6 @@ class TrainingSetSearch:
     """
 
     def __init__(self, embedder, paths: list, names: list[str], planted: int = 8, caches: list = ()):
-        from samod.audio import load_audio
-        from samod.train import file_sha256
         if len(paths) != len(names) or len(paths) < 2:
             raise ValueError(f"pass at least two training songs, one name each; got {len(paths)} paths and "
                              f"{len(names)} names")

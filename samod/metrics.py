@@ -183,17 +183,14 @@ def lowpass_baseline(audio, numbers_per_second: float, sample_rate: int = SAMPLE
 #
 # with M the mel power spectrogram of the mono mix and corr_t the Pearson correlation over frames t.
 # Correlation ignores each band's gain and offset, so a quieter copy, a tilted EQ or a band the model
-# renders 10 dB too soft all count as following; only the shape over time matters. Measured on 8
-# songs of the tiny corpus (10 s each; the synthetic songs of tests/test_metrics.py in brackets):
-#
-#     half gain 1.00 (1.00), 8-bit quantisation 0.95 (0.88), paper-size low-pass 0.38 (0.37),
-#     the mean of all songs 0.22 (0.20), another song 0.02 (0.04), silence 0.00 (0.00)
+# renders 10 dB too soft all count as following; only the shape over time matters (tests/test_metrics.py
+# scores half gain, quantisation, the low-pass, the average song, another song and silence).
 #
 # The low-pass follows its bass bands exactly; its bands above a few hundred Hz hold aliased images
-# of the bass rather than the song's own treble, hence 0.38. The average song scores about as well
+# of the bass rather than the song's own treble. The average of all songs scores about as well
 # against every input, so one number cannot tell "follows its input" from "sounds like music". N songs
 # can: input_dependence scores every output against every reference and asks whether each output is
-# closest to its own input (low-pass: all 8 are, the average song: 1 in 8, as by chance).
+# closest to its own input (an input-independent output is closest to its own input 1 time in N).
 
 ENVELOPE_MELS = 64  # mel bands (librosa's Slaney scale, triangles of height 1)
 ENVELOPE_FFT = 2048  # STFT size, Hann window: 46 ms at 44.1 kHz
@@ -205,7 +202,7 @@ DIGITAL_SILENCE_FLOOR = 1e-12  # absolute floor, so all-zero audio has a finite 
 @lru_cache(maxsize=8)
 def _mel_filters(sample_rate: int) -> torch.Tensor:
     """(ENVELOPE_MELS, ENVELOPE_FFT // 2 + 1) float64 mel filter bank; librosa imported here (slow import)."""
-    import librosa
+    import librosa  # librosa: heavy to import (numba), needed only for the mel filters
     filters = librosa.filters.mel(sr=sample_rate, n_fft=ENVELOPE_FFT, n_mels=ENVELOPE_MELS, norm=None)
     return torch.from_numpy(filters).double()
 

@@ -54,7 +54,7 @@ from samod.autoencoder_training import (AutoencoderRecipe, AutoencoderStage, dis
                                         feature_matching_loss, generator_adversarial_loss)
 from samod.checkpoints import count_parameters
 from samod.clap_training import ClapRecipe
-from samod.diffusion import DiffusionRecipe, window_frames
+from samod.diffusion_training import DiffusionRecipe, window_frames
 from samod.dit import DiT
 from samod.generation import SamplingConfig
 from samod.profiles import REPO_ROOT, SAMPLE_RATE, get_profile

@@ -2,8 +2,8 @@
 
 samod runs the same code at three sizes, chosen by the environment variable ``SAMOD_PROFILE``:
 
-- ``tiny``  (default): a 2-core CPU in minutes. What CI runs and what a laptop reader steps through.
-- ``small``: one GPU, about an hour per training stage.
+- ``tiny``  (default): sized for a 2-core CPU. What CI runs and what a laptop reader steps through.
+- ``small``: sized for one GPU.
 - ``paper``: the published sizes of Stable Audio 2 (paper 1, §2-§3).
 
 A profile holds the numbers that are not a single component's: the corpus size, the training
@@ -74,9 +74,9 @@ class Profile:
 
 
 def tiny() -> Profile:
-    # 128 songs of 20-45 s: about a minute to render on 2 cores. A notebook's own DiT trains on 8 of the
-    # 112 training songs: encoding costs about 4 s per song on 2 cores, and notebook 04's live run (50 + 30
-    # steps x 4 windows) sees each one 40 times (the reference DiT trains on all of them: samod.reference)
+    # 128 songs of 20-45 s. A notebook's own DiT trains on 8 of the 112 training songs, so that encoding
+    # them stays short on a CPU, and notebook 04's live run (50 + 30 steps x 4 windows) sees each one 40
+    # times (the reference DiT trains on all of them: samod.reference)
     return Profile("tiny", n_songs=128, min_seconds=20.0, max_seconds=45.0,
                    pretrain_seconds=30.0, finetune_seconds=60.0, diffusion_songs=8)
 

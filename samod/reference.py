@@ -1,20 +1,16 @@
-"""Reference weights: models of a profile trained once, for long, and shipped inside samod.
+"""`make weights`: train a profile's reference weights from scratch and ship them in samod/weights/.
 
 A notebook trains its own stage live for a few CPU minutes: enough to watch the mechanics and a
 falling loss, not enough to make music. So that every later stage has models that work, samod ships
 the EMA weights of longer runs of the same recipes, trained with the same code, in
 samod/weights/<profile>/<stage>.safetensors (float16), each with <stage>.json: where they came from
 (commit, command, seed, steps, audio hours seen, wall time, hardware) and their measured numbers.
+Which weights a stage loads (the shipped ones or the profile's own: SAMOD_WEIGHTS) and loading them
+is samod/weights.py.
 
-Which weights the later stages load is one switch, the environment variable ``SAMOD_WEIGHTS``:
-
-- ``reference`` (default): the shipped weights when the profile has them, else the profile's own;
-- ``own``: the models trained in <profile>/checkpoints/ (by the notebooks or by ``make weights``).
-
-`weights_for(stage)` says which file a stage will load and why, in a sentence a notebook prints.
-`python -m samod.reference autoencoder` retrains the reference weights from scratch (`make weights`):
-it trains with the profile's recipe in segments (the Trainer resumes exactly, so a segmented run
-equals an uninterrupted one), measures the model after each segment, and exports the EMA weights.
+`python -m samod.reference autoencoder` (then clap, then diffusion) retrains them: it trains with the
+profile's recipe in segments (the Trainer resumes exactly, so a segmented run equals an uninterrupted
+one), measures the model after each segment, and exports the EMA weights with their provenance.
 
 Taught in notebooks/01_autoencoder.ipynb (the first stage that ships them).
 """
@@ -22,106 +18,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
+from data_prep.encode import encode_corpus, reconstruct_corpus
+from samod.autoencoder_evaluation import table5
+from samod.autoencoder_training import AutoencoderRecipe, train_autoencoder
+from samod.clap_evaluation import RETRIEVAL_NUMBERS, evaluate_clap, evaluation_prompt
+from samod.clap_training import HOLDOUT_EVERY, ClapRecipe, train_clap
+from samod.data import read_metadata, split_records
+from samod.diffusion import CONFIG_NAME, STAGES
+from samod.diffusion_training import DiffusionRecipe, train_diffusion
+from samod.evaluation import length_quartiles, prompt_adherence, timing_adherence
+from samod.generation import Pipeline
+from samod.profiles import Profile, get_profile
+from samod.weights import (autoencoder_checkpoint, load_autoencoder, load_clap, reference_file, run_facts,
+                           save_reference, stage_dir)
 
-from samod.profiles import REPO_ROOT, Profile, get_profile
-
-WEIGHTS_ENV = "SAMOD_WEIGHTS"  # reference | own
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-SOURCES = ("reference", "own")
-
-
-def weights_source(source: str | None = None) -> str:
-    """`source`, else $SAMOD_WEIGHTS, else "reference"; checked."""
-    source = (source or os.environ.get(WEIGHTS_ENV) or "reference").strip().lower()
-    if source not in SOURCES:
-        raise ValueError(f"unknown weights source {source!r} (from ${WEIGHTS_ENV}): choose 'reference' (the "
-                         f"weights shipped in samod/weights/) or 'own' (this profile's checkpoints), "
-                         f"e.g. `export {WEIGHTS_ENV}=own`")
-    return source
-
-
-def reference_file(stage: str, profile: Profile | None = None) -> Path:
-    """samod/weights/<profile>/<stage>.safetensors (it may not exist)."""
-    return WEIGHTS_DIR / (profile or get_profile()).name / f"{stage}.safetensors"
-
-
-@dataclass
-class WeightsChoice:
-    reference: bool  # True: the shipped weights; False: the profile's own checkpoint
-    path: Path  # the file that will be loaded
-    sentence: str  # what a notebook prints
-
-
-def weights_for(stage: str, own_path: Path, profile: Profile | None = None, source: str | None = None) -> WeightsChoice:
-    """Which weights `stage` loads: the reference file when asked for and shipped, else `own_path`."""
-    profile = profile or get_profile()
-    wanted = weights_source(source)
-    shipped = reference_file(stage, profile)
-    if wanted == "reference" and shipped.exists():
-        info = provenance(stage, profile)
-        return WeightsChoice(True, shipped, f"{stage}: reference weights of the {profile.name} profile "
-                                            f"({_shown(shipped)}, {info['steps']} steps, "
-                                            f"{info['wall_minutes']:.0f} min on {info['hardware']}); "
-                                            f"{WEIGHTS_ENV}=own uses this profile's own checkpoint")
-    why = (f"{WEIGHTS_ENV}=own" if wanted == "own" else f"the {profile.name} profile ships no reference {stage}")
-    return WeightsChoice(False, own_path, f"{stage}: this profile's own checkpoint {own_path} ({why})")
-
-
-def _shown(path: Path) -> str:
-    """A path relative to the repository when it lies inside it."""
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
-
-
-def provenance(stage: str, profile: Profile | None = None) -> dict:
-    """The provenance and measured numbers of a shipped reference model."""
-    path = reference_file(stage, profile).with_suffix(".json")
-    if not path.exists():
-        raise FileNotFoundError(f"no reference {stage} for profile {(profile or get_profile()).name!r} "
-                                f"({path} is missing); `make weights` trains one")
-    return json.loads(path.read_text())
-
-
-def load_reference(stage: str, profile: Profile | None = None) -> dict[str, torch.Tensor]:
-    """The shipped state dict of `stage`, in float32."""
-    return {k: v.float() for k, v in load_file(str(reference_file(stage, profile))).items()}
-
-
-def save_reference(stage: str, state: dict[str, torch.Tensor], info: dict, profile: Profile | None = None) -> Path:
-    """Write samod/weights/<profile>/<stage>.safetensors (float16) and its provenance <stage>.json."""
-    path = reference_file(stage, profile)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(path))
-    path.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
-    return path
-
-
-def run_facts() -> dict:
-    """Commit, command line, hardware and thread count of the running process, for provenance."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, timeout=10).stdout.strip() or "unknown"
-        changed = subprocess.run(["git", "status", "--porcelain", "--", "samod/*.py", "data_prep"], cwd=REPO_ROOT,
-                                 capture_output=True, text=True, timeout=10).stdout.strip()
-        commit += " with uncommitted changes to the code" if changed else ""
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{platform.processor() or platform.machine()} CPU"
-    return {"commit": commit, "command": " ".join(["python -m samod.reference", *sys.argv[1:]]),
-            "hardware": f"{device}, {torch.get_num_threads()} threads", "torch": torch.__version__}
-
-
-# ----------------------------------------------------------------------------------------------------
-# Training the reference weights
 
 def train_in_segments(folder: Path, steps: int, evaluate_every: int, train_to, measure, audio_hours) -> tuple:
     """Train to `steps` in segments of `evaluate_every`, measuring the model after each; resumable.
@@ -166,10 +80,6 @@ def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 
     Checkpoints go to <profile>/checkpoints/reference/autoencoder/ (apart from the notebook's own run):
     rerunning resumes where it stopped.
     """
-    from samod.autoencoder_evaluation import table5
-    from samod.autoencoder_training import AutoencoderRecipe, train_autoencoder
-    from samod.data import read_metadata, split_records
-
     facts = run_facts()  # the code that trains, not the code that is checked out when it ends
     profile = profile or get_profile()
     folder = profile.checkpoint_dir / "reference" / "autoencoder"
@@ -193,21 +103,12 @@ def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 
     return save_reference("autoencoder", model.state_dict(), info, profile)
 
 
-RETRIEVAL_NUMBERS = ("text_to_audio_r1", "text_to_audio_r10", "audio_to_text_r1", "audio_to_text_r10",
-                     "zero_shot_genre_accuracy")
-
-
 def train_reference_clap(steps: int | None = None, evaluate_every: int = 500, profile: Profile | None = None) -> Path:
     """Train the profile's CLAP recipe for `steps` on the training songs and on the reference
     autoencoder's reconstructions of them (every generation reaches CLAP through that decoder), measure
     retrieval and zero-shot genre accuracy on the held-out songs and on their reconstructions every
     `evaluate_every` steps, export the EMA weights and the tokenizer
     (samod/weights/<profile>/clap.safetensors, clap.json, clap_tokenizer/)."""
-    from data_prep.encode import reconstruct_corpus
-    from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
-    from samod.clap_training import HOLDOUT_EVERY, ClapRecipe, evaluate_clap, train_clap
-    from samod.data import read_metadata, split_records
-
     facts = run_facts()
     profile = profile or get_profile()
     if not reference_file("autoencoder", profile).exists():
@@ -256,13 +157,6 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
     The latent cache covers every training song (<profile>/checkpoints/reference/latents/), not only
     the profile's `diffusion_songs` that a notebook encodes in minutes.
     """
-    from data_prep.encode import encode_corpus
-    from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
-    from samod.clap_training import ClapRecipe, evaluation_prompt, load_clap
-    from samod.data import read_metadata, split_records
-    from samod.diffusion import CONFIG_NAME, STAGES, DiffusionRecipe, stage_dir, train_diffusion
-    from samod.generation import Pipeline, length_quartiles, prompt_adherence, timing_adherence
-
     facts = run_facts()
     profile = profile or get_profile()
     for needed in ("autoencoder", "clap"):

@@ -41,7 +41,8 @@ from transformers import ClapModel
 
 from samod.checkpoints import count_parameters
 from samod.clap import ClapModelConfig
-from samod.diffusion import DiffusionModel, window_frames
+from samod.diffusion import DiffusionModel
+from samod.diffusion_training import window_frames
 from samod.dit import DiTConfig
 from samod.profiles import get_profile, profile_preset
 

@@ -44,6 +44,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.signal import find_peaks
 from tqdm.auto import tqdm
 
 from samod.profiles import SAMPLE_RATE, profile_preset
@@ -126,7 +127,7 @@ def frame_features(audio, sample_rate: int = SAMPLE_RATE, config: StructureConfi
     (librosa.feature.mfcc, the 0th dropped). STFT frames are averaged into pooled frames: frame n holds
     the STFT frames whose time lies in [n hop_seconds, (n + 1) hop_seconds).
     """
-    import librosa  # imported here: librosa's import costs a second
+    import librosa  # librosa: heavy to import (numba), needed only for the features
 
     config = config or StructureConfig()
     config.check()
@@ -280,8 +281,6 @@ def structure_summary(ssm: dict, config: StructureConfig | None = None) -> dict:
     off-diagonal cells, which weights long diagonals more); peaks: local maxima of p at
     least peak_factor x its mean, at least tolerance_seconds apart, the max_peaks highest, by lag.
     """
-    from scipy.signal import find_peaks
-
     config = config or StructureConfig()
     hop = ssm["hop_seconds"]
     min_overlap = max(1, round(config.min_overlap_seconds / hop))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from tokenizers import processors
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
@@ -73,8 +74,6 @@ class T5ConditionerConfig:
 
 def train_t5_tokenizer(texts: list[str], vocab_size: int, max_tokens: int = 128) -> PreTrainedTokenizerFast:
     """A byte-level BPE with T5's special tokens and template: "prompt </s>" then <pad> (id 0)."""
-    from tokenizers import processors
-
     tokenizer = train_byte_level_bpe(texts, vocab_size, T5_SPECIALS)
     tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>",

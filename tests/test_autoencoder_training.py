@@ -241,7 +241,8 @@ def test_recipe_trains_saves_loads_and_scores(tmp_path, monkeypatch):
     from data_prep.synth import build_corpus
     from samod.autoencoder import AutoencoderConfig
     from samod.autoencoder_evaluation import table5
-    from samod.autoencoder_training import AutoencoderRecipe, load_autoencoder, train_autoencoder
+    from samod.autoencoder_training import AutoencoderRecipe, train_autoencoder
+    from samod.weights import load_autoencoder
     from samod.data import read_metadata
     from samod.profiles import get_profile
 

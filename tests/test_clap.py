@@ -11,7 +11,9 @@ from transformers import ClapFeatureExtractor, ClapModel, T5EncoderModel
 
 from samod.clap import (ClapEncoder, ClapModelConfig, audio_inputs, contrastive_loss, log_mel, positive_targets,
                         to_clap_rate, train_clap_tokenizer)
-from samod.clap_training import ClapRecipe, ClapStage, corpus_prompts, evaluate_clap, load_clap, train_clap
+from samod.clap_evaluation import evaluate_clap
+from samod.clap_training import ClapRecipe, ClapStage, corpus_prompts, train_clap
+from samod.weights import load_clap
 from samod.t5 import T5Conditioner, T5ConditionerConfig, train_t5_tokenizer
 from samod.train import OptimizerConfig, StepBatches, TrainConfig, Trainer, load_weights
 

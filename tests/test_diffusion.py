@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from samod.dit import DiTConfig
-from samod.diffusion import (DiffusionModel, DiffusionRecipe, DiffusionStage, add_noise, alpha_sigma, cfg_dropout,
-                             load_diffusion, train_diffusion, v_to_z0_eps, window_frames)
+from samod.diffusion import DiffusionModel, add_noise, alpha_sigma, cfg_dropout, v_to_z0_eps
+from samod.diffusion_training import DiffusionRecipe, DiffusionStage, train_diffusion, window_frames
+from samod.weights import load_diffusion
 from samod.train import OptimizerConfig
 
 TOY_DIT = replace(DiTConfig.tiny(), width=32, depth=1, heads=2, cross_kv_heads=1)  # cond_dim 128: tiny CLAP
@@ -174,7 +175,7 @@ def test_a_shortened_recipe_changes_only_the_steps():
 
 def test_cache_holds_posteriors_and_the_silence_latent(toy_profile, cache):
     from safetensors.torch import load_file
-    from samod.autoencoder_training import load_autoencoder
+    from samod.weights import load_autoencoder
     from samod.data import LatentDataset
 
     index = [json.loads(line) for line in (cache / "index.jsonl").read_text().splitlines()]
@@ -220,7 +221,7 @@ def test_cache_of_another_autoencoder_is_refused(toy_profile, cache, tmp_path):
 def test_reconstructions_are_the_decoded_posterior_mean_and_tied_to_their_autoencoder(toy_profile, tmp_path):
     from data_prep.encode import posterior, reconstruct_corpus
     from samod.audio import load_audio
-    from samod.autoencoder_training import autoencoder_checkpoint, load_autoencoder
+    from samod.weights import autoencoder_checkpoint, load_autoencoder
 
     vae, metadata = load_autoencoder(toy_profile), toy_profile.corpus_dir / "metadata.jsonl"
     out = tmp_path / "reconstructions"
@@ -347,10 +348,33 @@ def test_audio_to_audio_encodes_the_window_without_encoding_its_silence(pipeline
     ({"prompt": "jazz", "steps": 0}, "steps must be a positive integer"),
     ({"prompt": "jazz", "cfg_scale": -1.0}, "cfg_scale must be >= 0"),
     ({"prompt": "jazz", "sampler": "euler"}, "unknown sampler"),
+    ({"prompt": "jazz", "cfg_scale": "x"}, "cfg_scale must be >= 0, a number"),
+    ({"prompt": "jazz", "seed": "a"}, "seed must be an integer"),
+    ({"prompt": "jazz", "seed": 1.5}, "seed must be an integer"),
+    ({"prompt": ["jazz", 5]}, "prompt 1 of the list is int"),
+    ({"prompt": 5}, "must be a string or a list of strings"),
+    ({"prompt": "jazz", "seconds": "x"}, "seconds must be in .* a number, got 'x'"),
+    ({"prompt": "jazz", "steps": 2.5}, "steps must be a positive integer"),
+    ({"prompt": "jazz", "cfg_rescale": 2.0}, "cfg_rescale must be a number in"),
+    ({"prompt": "jazz", "cfg_interval": (3.0, 1.0)}, "cfg_interval must be two noise levels"),
+    ({"prompt": "jazz", "sigma_min": 0.0}, "sigma_max > sigma_min > 0"),
+    ({"prompt": "jazz", "sigma_max": "big"}, "sigma_max and sigma_min must be numbers"),
+    ({"prompt": "jazz", "init_noise_level": "x"}, "init_noise_level must be a positive noise level"),
+    ({"prompt": "jazz", "trim": "no"}, "trim must be True or False"),
+    ({"prompt": "jazz", "callback": 3}, "callback must be a function"),
+    ({"prompt": "jazz", "sampling": {"steps": 2}}, "sampling must be a SamplingConfig"),
 ])
 def test_bad_requests_are_clear_errors(pipeline, kwargs, message):
     with pytest.raises(ValueError, match=message):
         pipeline.generate(**{"seconds": 2.0, "steps": 2, "progress": False, **kwargs})
+
+
+def test_sampling_config_checks_every_setting_where_it_is_made():
+    from samod.generation import SamplingConfig
+    assert SamplingConfig(steps=np.int64(3), cfg_scale=np.float32(2.0)).steps == 3  # numpy numbers are numbers
+    for bad in ({"steps": True}, {"cfg_scale": None}, {"cfg_interval": (0.0,)}, {"seed": "0"}):
+        with pytest.raises(ValueError, match="must be"):
+            SamplingConfig(**bad)
 
 
 def test_generate_without_a_prompt_fails_before_loading_models(monkeypatch):
@@ -364,6 +388,8 @@ def test_generate_without_a_prompt_fails_before_loading_models(monkeypatch):
     for prompt in (None, "", []):
         with pytest.raises(ValueError, match="prompt is empty"):
             samod.generate(prompt, seconds=2.0)
+    with pytest.raises(ValueError, match="stage must be one of"):
+        samod.generate("jazz", stage="final")
 
 
 def test_sampling_config_holds_the_defaults_of_generate_and_the_widget(pipeline, monkeypatch):

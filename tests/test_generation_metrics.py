@@ -253,7 +253,7 @@ class _ToneClap:
 
 
 def test_timing_adherence_is_large_for_silence_after_the_end_and_zero_when_ignored():
-    from samod.generation import timing_adherence
+    from samod.evaluation import timing_adherence
     prompts = ["tone 1", "tone 2"]
     follows = timing_adherence(_TonePipeline(), prompts, [1.0, 2.0])
     assert follows["median_after_vs_before_db"] < -100 and len(follows["rows"]) == 4
@@ -262,7 +262,7 @@ def test_timing_adherence_is_large_for_silence_after_the_end_and_zero_when_ignor
 
 
 def test_timing_is_measured_at_lengths_the_training_songs_have_with_room_for_silence():
-    from samod.generation import length_quartiles
+    from samod.evaluation import length_quartiles
     songs = [{"seconds": s} for s in (20.0, 24.0, 26.0, 30.0, 34.0, 38.0, 44.0)]  # quartiles 25 and 36
     assert length_quartiles(songs, 60.0) == [25.0, 36.0]
     assert length_quartiles(songs, 30.0) == [20.0]  # both clipped to two thirds of the window
@@ -271,7 +271,7 @@ def test_timing_is_measured_at_lengths_the_training_songs_have_with_room_for_sil
 
 
 def test_prompt_adherence_separates_a_model_that_follows_prompts_from_one_that_does_not():
-    from samod.generation import prompt_adherence
+    from samod.evaluation import prompt_adherence
     prompts = [f"tone {k}" for k in range(8)]
     genres = ["low", "high"]
     labels = [k // 4 for k in range(8)]
@@ -291,7 +291,7 @@ def test_prompt_adherence_separates_a_model_that_follows_prompts_from_one_that_d
 
 
 def test_prompt_adherence_can_embed_the_middle_of_a_longer_render():
-    from samod.generation import prompt_adherence
+    from samod.evaluation import prompt_adherence
     prompts = [f"tone {k}" for k in range(8)]
     clipped = prompt_adherence(_TonePipeline(), prompts, seconds=3.0, clip_seconds=1.0)
     assert clipped["clip_seconds"] == 1.0 and clipped["difference"] == 1.0

@@ -168,6 +168,26 @@ def test_bad_files_are_skipped_with_reasons(tmp_path, capsys):
     assert "4 item(s) skipped" in printed and "imported 1 item(s), skipped 4" in printed
 
 
+def test_audio_shorter_than_one_latent_frame_is_skipped_with_its_reason(tmp_path):
+    from samod.autoencoder import AutoencoderConfig
+    from samod.profiles import SAMPLE_RATE
+    for preset in (AutoencoderConfig.tiny(), AutoencoderConfig.small(), AutoencoderConfig.paper()):
+        assert importers.LATENT_FRAME_SAMPLES == preset.downsampling
+    audio = tmp_path / "audio"
+    tone(audio / "ten_samples.wav", seconds=10 / SAMPLE_RATE, sample_rate=SAMPLE_RATE)
+    tone(audio / "one_frame.wav", seconds=2048 / SAMPLE_RATE, sample_rate=SAMPLE_RATE)
+    tone(audio / "just_short.wav", seconds=2000 / 22050, sample_rate=22050)  # 4000 samples at 44.1 kHz: kept
+    tone(audio / "short_at_22k.wav", seconds=1000 / 22050, sample_rate=22050)  # 2000 samples at 44.1 kHz
+    table = tmp_path / "c.csv"
+    table.write_text("file,caption\nten_samples.wav,x\none_frame.wav,ok\njust_short.wav,ok\nshort_at_22k.wav,x\n")
+    records, skipped = import_folder(audio, table, tmp_path / "out", progress=False)
+    assert [r["id"] for r in records] == ["one_frame.wav", "just_short.wav"]
+    reasons = dict(skipped)
+    assert list(reasons) == ["ten_samples.wav", "short_at_22k.wav"]
+    assert reasons["ten_samples.wav"].startswith("too short: ten_samples.wav holds 10 samples at 44100 Hz")
+    assert "less than one latent frame (2048 samples)" in reasons["short_at_22k.wav"]
+
+
 def test_interrupted_import_resumes_without_redoing_files(tmp_path, monkeypatch):
     audio = tmp_path / "audio"
     for name in ("a.wav", "c.wav", "d.flac"):

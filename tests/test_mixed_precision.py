@@ -26,7 +26,8 @@ from samod.autoencoder_training import (AutoencoderLossConfig, AutoencoderStage,
                                       generator_optimizer)
 from samod.clap import ClapEncoder, ClapModelConfig, log_mel, train_clap_tokenizer
 from samod.clap_training import ClapStage
-from samod.diffusion import DiffusionModel, DiffusionStage
+from samod.diffusion import DiffusionModel
+from samod.diffusion_training import DiffusionStage
 from samod.dit import DiTConfig
 from samod.finetune import AdapterConfig, FinetuneStage, add_adapter
 from samod.sampler import Denoiser, get_sigmas, init_noise, make_uncond, sample

@@ -10,7 +10,7 @@ from torch import nn
 from samod import plan
 from samod.autoencoder import Autoencoder, AutoencoderConfig, vae_bottleneck
 from samod.checkpoints import count_parameters
-from samod.diffusion import DiffusionRecipe
+from samod.diffusion_training import DiffusionRecipe
 from samod.dit import DiT, DiTConfig
 from samod.generation import SamplingConfig
 from samod.profiles import REPO_ROOT

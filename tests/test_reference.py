@@ -4,53 +4,53 @@ import json
 import pytest
 import torch
 
-from samod import reference
+from samod import weights
 from samod.autoencoder import Autoencoder, AutoencoderConfig
 from samod.profiles import get_profile
 
 
 def test_weights_source_reads_the_switch_and_names_the_choices(monkeypatch):
     monkeypatch.delenv("SAMOD_WEIGHTS", raising=False)
-    assert reference.weights_source() == "reference"
+    assert weights.weights_source() == "reference"
     monkeypatch.setenv("SAMOD_WEIGHTS", " Own ")
-    assert reference.weights_source() == "own"
-    assert reference.weights_source("reference") == "reference"  # an argument beats the environment
+    assert weights.weights_source() == "own"
+    assert weights.weights_source("reference") == "reference"  # an argument beats the environment
     monkeypatch.setenv("SAMOD_WEIGHTS", "mine")
     with pytest.raises(ValueError, match="'reference'.*'own'.*export SAMOD_WEIGHTS=own"):
-        reference.weights_source()
+        weights.weights_source()
 
 
 @pytest.fixture
 def shipped(tmp_path, monkeypatch):
     """A reference autoencoder for the tiny profile in a temporary weights folder."""
-    monkeypatch.setattr(reference, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path / "weights")
     monkeypatch.setenv("SAMOD_HOME", str(tmp_path / "home"))
     torch.manual_seed(0)
     config = AutoencoderConfig(channels=2, latent_dim=4)
     model = Autoencoder(config)
     info = {"steps": 7, "wall_minutes": 1.5, "hardware": "test CPU", "recipe": {"model": json.loads(json.dumps(config.__dict__))}}
-    reference.save_reference("autoencoder", model.state_dict(), info, get_profile("tiny"))
+    weights.save_reference("autoencoder", model.state_dict(), info, get_profile("tiny"))
     return model
 
 
 def test_save_and_load_reference_round_trip_in_float16(shipped):
-    path = reference.reference_file("autoencoder", get_profile("tiny"))
+    path = weights.reference_file("autoencoder", get_profile("tiny"))
     assert path.exists() and path.with_suffix(".json").exists()
-    loaded = reference.load_reference("autoencoder", get_profile("tiny"))
+    loaded = weights.load_reference("autoencoder", get_profile("tiny"))
     for name, value in shipped.state_dict().items():
         assert loaded[name].dtype == torch.float32
         assert torch.equal(loaded[name], value.half().float())
-    assert reference.provenance("autoencoder", get_profile("tiny"))["steps"] == 7
+    assert weights.provenance("autoencoder", get_profile("tiny"))["steps"] == 7
     with pytest.raises(FileNotFoundError, match="make weights"):
-        reference.provenance("autoencoder", get_profile("small"))
+        weights.provenance("autoencoder", get_profile("small"))
 
 
 def test_load_autoencoder_follows_the_switch(shipped, monkeypatch):
-    from samod.autoencoder_training import autoencoder_checkpoint, autoencoder_weights, load_autoencoder
+    from samod.weights import autoencoder_checkpoint, autoencoder_weights, load_autoencoder
 
     tiny = get_profile("tiny")
     choice = autoencoder_weights(tiny, "reference")
-    assert choice.reference and choice.path == reference.reference_file("autoencoder", tiny)
+    assert choice.reference and choice.path == weights.reference_file("autoencoder", tiny)
     assert "reference weights" in choice.sentence and "SAMOD_WEIGHTS=own" in choice.sentence
     model = load_autoencoder(tiny, source="reference")
     x = torch.randn(1, 2, 4096)
@@ -69,9 +69,9 @@ def test_load_autoencoder_follows_the_switch(shipped, monkeypatch):
 def test_load_clap_follows_the_switch(tmp_path, monkeypatch):
     from dataclasses import asdict
     from samod.clap import ClapEncoder, ClapModelConfig, train_clap_tokenizer
-    from samod.clap_training import clap_weights, load_clap
+    from samod.weights import clap_weights, load_clap
 
-    monkeypatch.setattr(reference, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path / "weights")
     monkeypatch.setenv("SAMOD_HOME", str(tmp_path / "home"))
     tiny = get_profile("tiny")
     config = ClapModelConfig.tiny()
@@ -79,7 +79,7 @@ def test_load_clap_follows_the_switch(tmp_path, monkeypatch):
                                      config.vocab_size, config.max_tokens)
     torch.manual_seed(0)
     encoder = ClapEncoder(config, tokenizer).eval()
-    path = reference.save_reference("clap", encoder.state_dict(), {"steps": 3, "wall_minutes": 0.1, "hardware": "test",
+    path = weights.save_reference("clap", encoder.state_dict(), {"steps": 3, "wall_minutes": 0.1, "hardware": "test",
                                                                    "recipe": {"model": asdict(config)}}, tiny)
     tokenizer.save_pretrained(path.with_name("clap_tokenizer"))
     assert clap_weights(tiny, "reference").reference
@@ -94,10 +94,11 @@ def test_load_clap_follows_the_switch(tmp_path, monkeypatch):
 
 def test_load_diffusion_follows_the_switch_and_checks_its_autoencoder(tmp_path, monkeypatch):
     from dataclasses import asdict, replace
-    from samod.diffusion import DiffusionModel, diffusion_weights, load_diffusion
+    from samod.diffusion import DiffusionModel
+    from samod.weights import diffusion_weights, load_diffusion
     from samod.dit import DiTConfig
 
-    monkeypatch.setattr(reference, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path / "weights")
     monkeypatch.setenv("SAMOD_HOME", str(tmp_path / "home"))
     tiny = get_profile("tiny")
     vae = tmp_path / "vae.safetensors"
@@ -108,7 +109,7 @@ def test_load_diffusion_follows_the_switch_and_checks_its_autoencoder(tmp_path, 
     model = DiffusionModel(config)
     description = {"stage": "finetune", "dit": asdict(config), "window_frames": 1292,
                    "autoencoder_sha256": file_sha256(vae)}
-    reference.save_reference("dit_finetune", model.state_dict(), {"steps": 5, "wall_minutes": 0.2, "hardware": "test",
+    weights.save_reference("dit_finetune", model.state_dict(), {"steps": 5, "wall_minutes": 0.2, "hardware": "test",
                                                                   "description": description}, tiny)
     choice = diffusion_weights(tiny, "finetune", "reference")
     assert choice.reference and "dit_finetune" in choice.sentence
@@ -129,14 +130,14 @@ PROVENANCE = ("commit", "command", "seed", "steps", "audio_hours", "wall_minutes
 
 
 def test_shipped_tiny_autoencoder_is_small_and_documented():
-    path = reference.reference_file("autoencoder", get_profile("tiny"))
+    path = weights.reference_file("autoencoder", get_profile("tiny"))
     if not path.exists():
         pytest.skip("no reference autoencoder shipped for the tiny profile")
-    info = reference.provenance("autoencoder", get_profile("tiny"))
+    info = weights.provenance("autoencoder", get_profile("tiny"))
     for key in PROVENANCE:
         assert key in info, key
     assert path.stat().st_size < 40e6
-    state = reference.load_reference("autoencoder", get_profile("tiny"))
+    state = weights.load_reference("autoencoder", get_profile("tiny"))
     model = Autoencoder(AutoencoderConfig(**{k: tuple(v) if isinstance(v, list) else v
                                              for k, v in info["recipe"]["model"].items()}))
     model.load_state_dict(state)  # every key, every shape
@@ -144,23 +145,21 @@ def test_shipped_tiny_autoencoder_is_small_and_documented():
 
 
 def test_shipped_tiny_weights_fit_the_budget_and_load(monkeypatch):
-    from samod.clap_training import load_clap
-    from samod.diffusion import load_diffusion
-    from samod.autoencoder_training import autoencoder_checkpoint
+    from samod.weights import autoencoder_checkpoint, load_clap, load_diffusion
 
     tiny = get_profile("tiny")
-    shipped = sorted(reference.WEIGHTS_DIR.glob("tiny/*.safetensors"))
+    shipped = sorted(weights.WEIGHTS_DIR.glob("tiny/*.safetensors"))
     assert sum(p.stat().st_size for p in shipped) + sum(
-        p.stat().st_size for p in (reference.WEIGHTS_DIR / "tiny").rglob("*") if "tokenizer" in str(p)) < 40e6
+        p.stat().st_size for p in (weights.WEIGHTS_DIR / "tiny").rglob("*") if "tokenizer" in str(p)) < 40e6
     for path in shipped:
-        info = reference.provenance(path.stem, tiny)
+        info = weights.provenance(path.stem, tiny)
         assert all(key in info for key in PROVENANCE), path.stem
         assert info["final"]["step"] == info["steps"]
-    if reference.reference_file("clap", tiny).exists():
+    if weights.reference_file("clap", tiny).exists():
         clap = load_clap(tiny, source="reference")
         assert clap.text_embeddings(["Genre: jazz"]).shape == (1, clap.config.projection_dim)
     for stage in ("pretrain", "finetune"):
-        if reference.reference_file(f"dit_{stage}", tiny).exists():  # made for the shipped VAE and CLAP
+        if weights.reference_file(f"dit_{stage}", tiny).exists():  # made for the shipped VAE and CLAP
             model, description = load_diffusion(tiny, stage, source="reference",
                                                 autoencoder_checkpoint=autoencoder_checkpoint(tiny, "reference"))
             assert description["text_width"] == load_clap(tiny, source="reference").width

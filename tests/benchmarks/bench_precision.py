@@ -18,7 +18,8 @@ import torch
 
 from samod.autoencoder import Autoencoder, AutoencoderConfig
 from samod.autoencoder_training import AutoencoderLossConfig, AutoencoderStage
-from samod.diffusion import DiffusionModel, DiffusionStage
+from samod.diffusion import DiffusionModel
+from samod.diffusion_training import DiffusionStage
 from samod.dit import DiTConfig
 from samod.train import OptimizerConfig
 
