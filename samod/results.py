@@ -35,7 +35,9 @@ def _autoencoder(d: dict) -> list[tuple[str, str, str, str]]:
     return [
         ("autoencoder", f"which of {vae['n_files']} songs a reconstruction is (identification)",
          f"{vae['identification']:.2f}", chance),
-        ("autoencoder", "the same, by its notes (chroma identification)", notes, chance),
+        ("autoencoder", "the same, by its notes (chroma identification)", notes,
+         chance + "".join(f"; {r['model'].split(',')[0].split(' (')[0]} {r['chroma_identification']:.2f}"
+                          for r in d["rows"][1:-1] if "chroma_identification" in r)),
         ("autoencoder", "STFT / MEL distance to the input (lower is better)",
          f"{vae['stft_distance']:.2f} / {vae['mel_distance']:.2f}",
          f"same-size low-pass {lowpass['stft_distance']:.2f} / {lowpass['mel_distance']:.2f}"),

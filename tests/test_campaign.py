@@ -1,0 +1,36 @@
+"""The campaign's measures and bookkeeping (samod/campaign.py); the training itself is the Trainer's, tested elsewhere."""
+import numpy as np
+import pytest
+
+from samod import campaign
+
+SR = 44100
+
+
+def test_frame_comb_share_sees_a_waveform_that_repeats_every_frame():
+    rng = np.random.default_rng(0)
+    grain = rng.standard_normal(2048)
+    repeating = np.tile(grain, 100)[None].repeat(2, axis=0)  # (2, samples): one frame's waveform, again and again
+    noise = rng.standard_normal((2, 204800))
+    tone = np.sin(2 * np.pi * 440 * np.arange(204800) / SR)[None].repeat(2, axis=0)  # 440 Hz: between two harmonics
+    assert campaign.frame_comb_share(repeating) > 0.95
+    assert campaign.frame_comb_share(noise) == pytest.approx(2 * 0.5 / (SR / 2048), abs=0.01)  # the comb's width
+    assert campaign.frame_comb_share(tone) < 0.01  # leakage of the cut-off sine only
+    assert campaign.frame_comb_share(np.zeros((2, 4096))) == 0.0
+
+
+def test_projection_needs_a_rising_curve():
+    flat = [{"cpu_hours": h, "chroma_identification": 1 / 16} for h in (0.0, 0.5, 1.0)]
+    assert campaign.projection(flat)["cpu_hours"] is None
+    rising = [{"cpu_hours": h, "chroma_identification": c} for h, c in ((1.0, 0.2), (2.0, 0.3), (4.0, 0.4))]
+    hours = campaign.projection(rising)["cpu_hours"]  # +0.1 per doubling: 0.8 is 4 doublings past 0.4
+    assert hours == pytest.approx(64.0, rel=1e-6)
+    falling = [{"cpu_hours": h, "chroma_identification": c} for h, c in ((1.0, 0.4), (2.0, 0.2))]
+    assert campaign.projection(falling)["cpu_hours"] is None
+
+
+def test_phases_start_in_order_and_each_changes_the_recipe():
+    starts = [p.start for p in campaign.PHASES]
+    assert starts[0] == 0 and starts == sorted(set(starts))
+    assert all(a.recipe != b.recipe for a, b in zip(campaign.PHASES, campaign.PHASES[1:]))
+    assert campaign.phase_at(0) is campaign.PHASES[0] and campaign.phase_at(10 ** 9) is campaign.PHASES[-1]
