@@ -53,6 +53,7 @@ def table5(model: Autoencoder, records: list[dict], seconds: float = 10.0, start
     rhythm = [notes.rhythm_only(a, cfg.sample_rate, seed=i) for i, a in enumerate(references)]
     silence = [torch.as_tensor(silence_baseline(a)) for a in references]
     midi = [r.get("midi_path") for r in records]
+    reference_chromas = [notes.chroma(a, cfg.sample_rate) for a in references]  # computed once for every row
     rows, details = [], {}
     for name, outputs, rate, channels in ((f"samod VAE ({get_profile().name})", reconstructions, cfg.latent_rate, cfg.latent_dim),
                                           (f"low-pass, {numbers_per_second:.0f} numbers/s", lowpass, None, None),
@@ -61,21 +62,23 @@ def table5(model: Autoencoder, records: list[dict], seconds: float = 10.0, start
         metrics = reconstruction_metrics(references, outputs, cfg.sample_rate, progress=progress)
         dependence = input_dependence(references, outputs, cfg.sample_rate)
         row = table5_row(name, metrics, cfg.sample_rate, rate, channels, input_dependence=dependence)
-        note = notes.note_measures(references, outputs, cfg.sample_rate)
+        note = notes.note_measures(references, outputs, cfg.sample_rate, reference_chromas)
         row |= {k: note[k] for k in ("chroma_identification", "chroma_motion")}
         if all(midi):
-            row["midi_agreement"] = _midi_agreement(outputs, midi, starts, cfg.sample_rate)
+            row["midi_agreement"] = _midi_agreement(outputs, note.pop("output_chromas"), midi, starts, cfg.sample_rate)
+        note.pop("output_chromas", None)
         rows.append(row)
         details[name] = {**metrics, "input_dependence": dependence, "notes": note}
     details[rows[0]["model"]]["silence_gap_db"] = silence_gap_db(decoded_silence, reconstructions)
     if all(midi):
-        details["midi_agreement_ceiling"] = _midi_agreement(references, midi, starts, cfg.sample_rate)
+        details["midi_agreement_ceiling"] = _midi_agreement(references, reference_chromas, midi, starts, cfg.sample_rate)
     return rows, details
 
 
-def _midi_agreement(outputs: list, midi_paths: list, starts: list[float], sample_rate: int) -> float:
-    """Mean over files of samod.chroma.midi_agreement (each output against its song's MIDI)."""
-    return sum(notes.midi_agreement(o, m, s, sample_rate) for o, m, s in zip(outputs, midi_paths, starts)) / len(outputs)
+def _midi_agreement(outputs: list, chromas: list, midi_paths: list, starts: list[float], sample_rate: int) -> float:
+    """Mean over files of samod.chroma.midi_agreement (each output, whose chroma is given, against its song's MIDI)."""
+    return sum(notes.midi_agreement(o, m, s, sample_rate, audio_chroma=c)
+               for o, c, m, s in zip(outputs, chromas, midi_paths, starts)) / len(outputs)
 
 
 def _decode_peak_rss(config: dict, frames: int, chunked: bool) -> None:

@@ -80,20 +80,22 @@ def chroma_motion(reference: np.ndarray, output: np.ndarray) -> float:
     return float(output.std(axis=1).mean() / moving) if moving > 1e-9 else 0.0
 
 
-def note_measures(references: list, outputs: list, sample_rate: int = SAMPLE_RATE) -> dict:
+def note_measures(references: list, outputs: list, sample_rate: int = SAMPLE_RATE,
+                  reference_chromas: list[np.ndarray] | None = None) -> dict:
     """Chroma identification and motion of N outputs against their N inputs (outputs[i] is for references[i]).
 
         S[i, j]        = sim(chroma(outputs[i]), chroma(references[j]))     (N, N)
         identification = share of i with S[i, i] > S[i, j] for every j != i   (a tie is a miss; chance 1/N)
         motion         = mean_i chroma_motion(references[i], outputs[i])
 
-    Returns {"chroma_identification", "chroma_motion", "own_similarity" (mean of the diagonal),
-    "other_similarity" (mean off it), "chance", "n_files", "similarity" (N x N list of lists)}.
+    `reference_chromas` may pass the references' chromas when they are already computed. Returns
+    {"chroma_identification", "chroma_motion", "own_similarity" (mean of the diagonal), "other_similarity"
+    (mean off it), "chance", "n_files", "similarity" (N x N list of lists), "output_chromas"}.
     """
     if len(references) != len(outputs) or len(references) < 2:
         raise ValueError(f"pass one output per reference, at least 2 pairs, in the same order; got "
                          f"{len(references)} references and {len(outputs)} outputs")
-    c_ref = [chroma(r, sample_rate) for r in references]
+    c_ref = reference_chromas or [chroma(r, sample_rate) for r in references]
     c_out = [chroma(o, sample_rate) for o in outputs]
     n = len(references)
     similarity = np.array([[chroma_similarity(o, r) for r in c_ref] for o in c_out])  # (N, N)
@@ -103,7 +105,7 @@ def note_measures(references: list, outputs: list, sample_rate: int = SAMPLE_RAT
     return {"chroma_identification": float(identified.mean()),
             "chroma_motion": float(np.mean([chroma_motion(r, o) for r, o in zip(c_ref, c_out)])),
             "own_similarity": float(similarity.diagonal().mean()), "other_similarity": float(similarity[off].mean()),
-            "chance": 1 / n, "n_files": n, "similarity": similarity.round(4).tolist()}
+            "chance": 1 / n, "n_files": n, "similarity": similarity.round(4).tolist(), "output_chromas": c_out}
 
 
 def midi_chroma(midi_path, start: float, seconds: float) -> np.ndarray:
@@ -122,10 +124,12 @@ def midi_chroma(midi_path, start: float, seconds: float) -> np.ndarray:
     return sounding - sounding.mean(axis=0, keepdims=True)
 
 
-def midi_agreement(audio, midi_path, start: float, sample_rate: int = SAMPLE_RATE) -> float:
-    """sim between the audio's chroma and the MIDI's sounding pitch classes over the same span, counted
-    over the frames where some pitched note sounds (1.0: the audio's chroma is exactly the notes)."""
-    c_audio = chroma(audio, sample_rate)
+def midi_agreement(audio, midi_path, start: float, sample_rate: int = SAMPLE_RATE,
+                   audio_chroma: np.ndarray | None = None) -> float:
+    """sim between the audio's chroma (`audio_chroma` when already computed) and the MIDI's sounding pitch
+    classes over the same span, counted over the frames where some pitched note sounds (1.0: the audio's
+    chroma is exactly the notes)."""
+    c_audio = chroma(audio, sample_rate) if audio_chroma is None else audio_chroma
     seconds = _mono(audio).shape[-1] / sample_rate
     c_midi = midi_chroma(midi_path, start, seconds)
     frames = min(c_audio.shape[1], c_midi.shape[1])
