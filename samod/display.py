@@ -13,6 +13,8 @@ Every figure of the package is drawn here; the component modules compute the num
 - Training: `plot_history` (training curves), `plot_training_curve` and `plot_curve_panels` (a reference
   run's measurements against its steps), `plot_peak_memory` (chunked decoding).
 - CLAP: `plot_similarity` (text-audio similarity), `plot_projection` (embeddings, PCA).
+- The DiT: `plot_table1` (paper 1 Table 1 counted from the code), `plot_dit_architecture` (paper 1 Figure 2,
+  drawn from the module calls and shapes of a traced forward pass, samod.dit.trace_shapes).
 - Evaluation (samod.evaluation, Tables 2-3): `plot_rows`.
 - Structure (samod.structure, paper 1 Figure 4): `plot_ssm`, `plot_lag_profile`, `figure4_ssms`,
   `plot_validation`.
