@@ -13,6 +13,8 @@ Every figure of the package is drawn here; the component modules compute the num
 - Training: `plot_history` (training curves), `plot_training_curve` and `plot_curve_panels` (a reference
   run's measurements against its steps), `plot_peak_memory` (chunked decoding).
 - CLAP: `plot_similarity` (text-audio similarity), `plot_projection` (embeddings, PCA).
+- The DiT: `plot_table1` (paper 1 Table 1 counted from the code), `plot_dit_architecture` (paper 1 Figure 2,
+  drawn from the module calls and shapes of a traced forward pass, samod.dit.trace_shapes).
 - Evaluation (samod.evaluation, Tables 2-3): `plot_rows`.
 - Structure (samod.structure, paper 1 Figure 4): `plot_ssm`, `plot_lag_profile`, `figure4_ssms`,
   `plot_validation`.
@@ -243,6 +245,65 @@ def plot_table1(published: dict[str, float], counted: dict[str, int], parts: dic
     ax[1].set_title("where the DiT's parameters are", fontsize=10)
     plt.tight_layout()
     return fig
+
+# paper 1 Figure 2 as boxes: (name in DiffusionModel.named_modules(), column, row, what it is)
+FIGURE2_BOXES = [
+    ("timing.seconds_start", 0, 0, "seconds_start"), ("timing.seconds_total", 0, 1, "seconds_total"),
+    ("dit.cond_embed", 0, 3, "context MLP ([text; start; total])"), ("dit.global_embed", 0, 5, "global MLP ([start; total])"),
+    ("dit.time_embed", 0, 6, "timestep MLP (Fourier features of t)"),
+    ("dit.pre_conv", 1, 0, "x + conv1x1(x)"), ("dit.proj_in", 1, 1, "linear D -> W, then [g; h]"),
+    ("dit.blocks.0.attn_norm", 1, 2.4, "LayerNorm"), ("dit.blocks.0.self_attn", 1, 3.2, "self-attention (rotary)"),
+    ("dit.blocks.0.cross_norm", 1, 4.0, "LayerNorm"), ("dit.blocks.0.cross_attn", 1, 4.8, "cross-attention"),
+    ("dit.blocks.0.mlp_norm", 1, 5.6, "LayerNorm"), ("dit.blocks.0.mlp", 1, 6.4, "gated MLP (SwiGLU)"),
+    ("dit.proj_out", 1, 7.8, "drop g, linear W -> D"), ("dit.post_conv", 1, 8.8, "+ conv1x1: predicted v"),
+]
+
+
+def plot_dit_architecture(records: list[dict]):
+    """Paper 1 Figure 2 drawn from a traced forward pass (samod.dit.trace_shapes of a DiffusionModel running
+    `condition` and `forward`): one box per module, labelled with its name, class and the shape it returned.
+
+    Returns (fig, boxes), boxes = [{"name", "type", "output", "label"}] in drawing order: every label is built
+    from a record, so a module renamed or reshaped in the code changes the figure (or fails here).
+    """
+    found = {}
+    for r in records:
+        found.setdefault(r["name"], r)  # the first call of each module
+    missing = [name for name, *_ in FIGURE2_BOXES if name not in found]
+    if missing:
+        raise ValueError(f"the trace has no call of {missing}: trace a DiffusionModel running condition() and "
+                         f"forward() (samod.dit.trace_shapes)")
+    depth = len({r["name"].split(".")[2] for r in records if r["name"].startswith("dit.blocks.")})
+    fig, ax = plt.subplots(figsize=(13, 8.5))
+    ax.set_xlim(-0.6, 2.5); ax.set_ylim(9.6, -0.8); ax.axis("off")
+    xs, boxes, centre = (0.2, 1.6), [], {}
+    for name, column, row, what in FIGURE2_BOXES:
+        r = found[name]
+        label = f"{what}\n{name} ({r['type']}) -> {tuple(r['output'])}"
+        colour = "#fde0c5" if column == 0 else ("#c6dbef" if ".blocks.0." in name else "#e5f5e0")
+        ax.text(xs[column], row, label, ha="center", va="center", fontsize=8.5, family="monospace",
+                bbox=dict(boxstyle="round,pad=0.35", fc=colour, ec="0.3"))
+        boxes.append({"name": name, "type": r["type"], "output": tuple(r["output"]), "label": label})
+        centre[name] = (xs[column], row)
+    arrow = dict(arrowstyle="->", color="0.3", lw=1.0)
+    main = [n for n, column, *_ in FIGURE2_BOXES if column == 1]
+    for a, b in zip(main, main[1:]):
+        ax.annotate("", xy=(centre[b][0], centre[b][1] - 0.3), xytext=(centre[a][0], centre[a][1] + 0.3), arrowprops=arrow)
+    side = dict(arrowstyle="->", color="0.3", lw=1.0, ls="--")
+    ax.annotate("", xy=(0.93, centre["dit.blocks.0.cross_attn"][1]), xytext=(0.74, centre["dit.cond_embed"][1]),
+                arrowprops=side)  # the context tokens reach every block's cross-attention
+    for source in ("dit.global_embed", "dit.time_embed"):  # their sum is the global token g, prepended to h
+        ax.annotate("", xy=(1.3, 1.5), xytext=(0.74, centre[source][1]), arrowprops=side)
+    ax.text(1.25, 1.55, "g = global + timestep", fontsize=8, ha="right")
+    for source in ("timing.seconds_start", "timing.seconds_total"):  # timing tokens join the text tokens
+        ax.annotate("", xy=(-0.2, centre["dit.cond_embed"][1] - 0.25), xytext=(-0.2, centre[source][1] + 0.25),
+                    arrowprops=side)
+    ax.add_patch(plt.Rectangle((0.95, 2.0), 1.3, 4.8, fill=False, ls=":", ec="0.4"))
+    ax.text(2.27, 2.0, f"x {depth} blocks\n(block 0 shown;\nresidual around\neach layer)", fontsize=8, va="top")
+    ax.text(xs[0], 2.3, "+ CLAP text tokens (B, S, E)", ha="center", fontsize=8.5, style="italic")
+    ax.set_title("Paper 1 Figure 2, drawn from a forward pass of this DiT (shapes as returned)", fontsize=10)
+    return fig, boxes
+
 
 def save_figure(fig, numbers: dict, name: str, folder: str | Path | None = None) -> Path:
     """Write <folder>/<name>.png and <folder>/<name>.json (the numbers, plus the profile that made them).

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -369,6 +369,46 @@ def parameter_table(dit: DiT) -> dict[str, int]:
         "blocks: gated MLP": count(*(b.mlp for b in blocks)),
         "blocks: LayerNorm scales": count(*(n for b in blocks for n in (b.attn_norm, b.cross_norm, b.mlp_norm))),
     }
+
+
+def trace_shapes(model: nn.Module, run: Callable[[], object]) -> list[dict]:
+    """The sub-modules of `model` that `run()` calls, in call order, with the shapes they take and return.
+
+    Forward hooks on every named sub-module record {"name": its name in model.named_modules(), "type": its
+    class, "inputs": shapes of its tensor arguments, "output": the shape it returns}. Notebook 03 draws paper 1's
+    Figure 2 from these records (`samod.display.plot_dit_architecture`), so the figure follows the code.
+    """
+    records: list[dict] = []
+    handles = []
+
+    def shape(value):
+        if isinstance(value, torch.Tensor):
+            return tuple(value.shape)
+        if isinstance(value, (tuple, list)):
+            return [shape(v) for v in value]
+        return None
+
+    def before(name):
+        def hook(module, args):
+            records.append({"name": name, "type": type(module).__name__, "inputs": [shape(a) for a in args
+                                                                                      if shape(a) is not None]})
+            module._trace_index = len(records) - 1  # the record its forward hook completes
+        return hook
+
+    def after(module, args, output):
+        records[module._trace_index]["output"] = shape(output)
+
+    for name, module in model.named_modules():
+        if name:  # the model itself is the caller, not a part
+            handles += [module.register_forward_pre_hook(before(name)), module.register_forward_hook(after)]
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module in model.modules():
+            module.__dict__.pop("_trace_index", None)
+    return records
 
 
 # ---------------------------------------------------------------------- reference checkpoint layout

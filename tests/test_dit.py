@@ -269,3 +269,36 @@ def test_timing_reference_state_dict_round_trip():
     del state["conditioner.conditioners.seconds_total.embedder.embedding.1.bias"]
     with pytest.raises(KeyError, match="seconds_total.embedder.embedding.1.bias"):
         load_timing_reference_state_dict(TimingConditioner(16), state)
+
+
+def test_trace_shapes_records_every_call_in_order_and_removes_its_hooks():
+    """trace_shapes: the modules a forward pass calls, parents before children, with the shapes they return;
+    Figure 2 (display.plot_dit_architecture) is drawn from these records."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from samod.diffusion import DiffusionModel
+    from samod.display import FIGURE2_BOXES, plot_dit_architecture
+    from samod.dit import trace_shapes
+    torch.manual_seed(0)
+    model = DiffusionModel(SMALL).eval()
+    x, t, text, _, _ = inputs()
+    with torch.no_grad():
+        records = trace_shapes(model, lambda: model(x, t, **model.condition(text, torch.zeros(2), torch.tensor([9.0, 20.0]))))
+        plain = model(x, t, **model.condition(text, torch.zeros(2), torch.tensor([9.0, 20.0])))
+    named = dict(model.named_modules())
+    assert all(r["name"] in named and type(named[r["name"]]).__name__ == r["type"] for r in records)
+    order = [r["name"] for r in records]
+    assert order.index("dit") < order.index("dit.proj_in") < order.index("dit.blocks.0") < order.index("dit.blocks.1")
+    assert order.index("dit.blocks.0.self_attn") < order.index("dit.blocks.0.cross_attn") < order.index("dit.blocks.0.mlp")
+    by_name = {r["name"]: r for r in records}
+    B, L, W, M = x.shape[0], x.shape[-1], SMALL.width, text.shape[1] + 2
+    assert by_name["dit"]["output"] == tuple(plain.shape) == tuple(x.shape)
+    assert by_name["dit.proj_in"]["output"] == (B, L, W) and by_name["dit.blocks.1"]["output"] == (B, L + 1, W)
+    assert by_name["dit.cond_embed"]["output"] == (B, M, SMALL.cond_dim)
+    assert by_name["dit.blocks.0.cross_attn"]["inputs"] == [(B, L + 1, W), (B, M, SMALL.cond_dim)]
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())  # hooks removed
+    fig, boxes = plot_dit_architecture(records)
+    assert [b["name"] for b in boxes] == [name for name, *_ in FIGURE2_BOXES]
+    assert all(str(by_name[b["name"]]["output"]) in b["label"] for b in boxes)
+    with pytest.raises(ValueError, match="trace a DiffusionModel"):
+        plot_dit_architecture([r for r in records if r["name"] != "dit.proj_out"])
