@@ -43,6 +43,7 @@ CONSTANTS = {
     "77": "CLAP text tokens (RoBERTa's maximum in LAION-CLAP, paper 1 §2.4)",
     "128": "T5 text tokens (Stable Audio Open §2.2); also the tiny corpus's song count (profiles.py)",
     "125": "RoBERTa-base text encoder, millions of parameters (paper 1 Table 1)",
+    "12": "pitch classes of the equal-tempered octave (chroma: samod/chroma.py)",
 }
 
 # constants one notebook uses: notebook -> {number: source}
