@@ -46,18 +46,48 @@ def _mono(audio) -> np.ndarray:
     return audio.mean(axis=0) if audio.ndim == 2 else audio
 
 
-def chroma(audio, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """(12, frames) CQT chroma of the mono mix, each frame's mean over the pitch classes removed.
-
-    Digital silence gives all zeros (no class stands out), which is cosine 0 to anything."""
+def _chroma_cqt(audio, sample_rate: int) -> np.ndarray | None:
+    """(12, frames) librosa CQT chroma of the mono mix at CHROMA_RATE, each frame scaled to a maximum of 1;
+    None for digital silence."""
     import librosa  # slow to import: only where chroma is computed
     mono = _mono(audio)
     if sample_rate != CHROMA_RATE:
         mono = librosa.resample(mono, orig_sr=sample_rate, target_sr=CHROMA_RATE, res_type="soxr_hq")
     if not np.any(mono):
-        return np.zeros((12, 1 + len(mono) // CHROMA_HOP), dtype=np.float32)
-    c = librosa.feature.chroma_cqt(y=mono, sr=CHROMA_RATE, hop_length=CHROMA_HOP)  # (12, frames) in [0, 1]
+        return None
+    return librosa.feature.chroma_cqt(y=mono, sr=CHROMA_RATE, hop_length=CHROMA_HOP)
+
+
+def chroma(audio, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """(12, frames) CQT chroma of the mono mix, each frame's mean over the pitch classes removed.
+
+    Digital silence gives all zeros (no class stands out), which is cosine 0 to anything."""
+    c = _chroma_cqt(audio, sample_rate)
+    if c is None:
+        return np.zeros((12, 1 + round(_mono(audio).shape[-1] * CHROMA_RATE / sample_rate) // CHROMA_HOP), np.float32)
     return (c - c.mean(axis=0, keepdims=True)).astype(np.float32)
+
+
+def chroma_clarity(audio, sample_rate: int = SAMPLE_RATE) -> float:
+    """How clearly some pitch classes stand out: the mean over frames of max_p C[p, t] / mean_p C[p, t]
+    (C the CQT chroma). 1 when every class is equally strong (noise), up to 12 for one class alone."""
+    c = _chroma_cqt(audio, sample_rate)
+    if c is None:
+        return 1.0
+    return float((c.max(axis=0) / np.maximum(c.mean(axis=0), 1e-9)).mean())
+
+
+def plot_chromas(views: dict, title: str = ""):
+    """One (12, frames) chroma image per named clip, side by side: {name: (channels, samples) audio} -> figure."""
+    import matplotlib.pyplot as plt  # matplotlib: only to plot
+    fig, axes = plt.subplots(1, len(views), figsize=(3.8 * len(views), 2.6), sharey=True, squeeze=False)
+    for ax, (name, audio) in zip(axes[0], views.items()):
+        c = chroma(audio)
+        ax.imshow(c, aspect="auto", origin="lower", cmap="magma", extent=(0, c.shape[1] * CHROMA_HOP / CHROMA_RATE, -0.5, 11.5))
+        ax.set(title=name, xlabel="seconds", yticks=range(12), yticklabels="C C# D D# E F F# G G# A A# B".split())
+    fig.suptitle(title or "pitch classes over time (each frame's mean removed)")
+    fig.tight_layout()
+    return fig
 
 
 def chroma_similarity(a: np.ndarray, b: np.ndarray) -> float:

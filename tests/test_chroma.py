@@ -95,3 +95,11 @@ def test_midi_agreement_reads_the_notes(tmp_path):
 def test_bad_pairs_are_refused(songs):
     with pytest.raises(ValueError, match="one output per reference"):
         notes.note_measures(songs, songs[:3])
+
+
+def test_chroma_clarity_is_high_for_chords_and_low_for_noise(songs):
+    noise = 0.1 * torch.randn(2, int(SECONDS * SR), generator=torch.Generator().manual_seed(0))
+    tone = torch.sin(2 * torch.pi * 440 * torch.arange(int(SECONDS * SR)) / SR)[None].repeat(2, 1) * 0.2
+    clear, chords, hiss = notes.chroma_clarity(tone), notes.chroma_clarity(songs[0]), notes.chroma_clarity(noise)
+    assert clear > chords > hiss and hiss < 2.0 and clear > 5.0, (clear, chords, hiss)
+    assert notes.chroma_clarity(torch.zeros(2, SR)) == 1.0
