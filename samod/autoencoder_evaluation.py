@@ -1,12 +1,16 @@
-"""Evaluating the trained snake VAE: paper 1 Table 5 against two baselines, and decode memory.
+"""Evaluating the trained snake VAE: paper 1 Table 5 against its baselines, and decode memory.
 
 Paper 1 §4.3 scores the autoencoder on its own, since it sets a quality ceiling for the whole system:
 `table5` encodes and decodes held-out songs and scores the reconstructions, a same-size low-pass and
 silence with the metrics of samod/metrics.py (STFT and MEL distance, SI-SDR, input dependence, the
-silence gap). `decode_peak_memory` measures the extra peak memory of full and chunked decoding
-(Autoencoder.decode vs decode_chunked) against the audio length, one fresh process per measurement.
+silence gap). `table5_row` makes one row, `table5_columns` lays the rows out as Table 5's columns (with
+our input-dependence and note columns when rows carry them) for samod/tables.py's writer, and
+`PUBLISHED_TABLE5` holds the paper's numbers, shown beside a measured table. `decode_peak_memory`
+measures the extra peak memory of full and chunked decoding (Autoencoder.decode vs decode_chunked)
+against the audio length, one fresh process per measurement.
 
-Training the VAE is in samod/autoencoder_training.py. Shapes (glossary): A audio channels (2),
+Sections: 1. Table 5 (published rows, a measured row, its columns), 2. scoring a model, 3. decode
+memory. Training the VAE is in samod/autoencoder_training.py. Shapes (glossary): A audio channels (2),
 T samples. Taught in notebooks/01_autoencoder.ipynb.
 """
 from __future__ import annotations
@@ -20,9 +24,87 @@ import torch
 from samod import chroma as notes
 from samod.audio import load_audio
 from samod.autoencoder import Autoencoder, AutoencoderConfig
-from samod.metrics import (input_dependence, lowpass_baseline, reconstruction_metrics, silence_baseline,
-                           silence_gap_db, table5_row)
+from samod.metrics import (METRIC_NAMES, input_dependence, lowpass_baseline, reconstruction_metrics,
+                           silence_baseline, silence_gap_db)
 from samod.profiles import get_profile
+from samod.tables import cell, table_format
+
+# ---------------------------------------------------------------------------------------------------
+# 1. Table 5: the published rows, a measured row, its columns
+# ---------------------------------------------------------------------------------------------------
+
+# Paper 1 Table 5 as published (Song Describer no-singing, all evaluated at 44.1 kHz). For reference
+# only: show it beside a measured table with a label, never write it into one (write_table refuses).
+_PUBLISHED = "published (paper 1 Table 5)"
+PUBLISHED_TABLE5 = [
+    dict(model="DAC", sample_rate=44100, stft_distance=0.96, mel_distance=0.52, si_sdr=10.83,
+         latent_rate=86, latent_channels="discrete", source=_PUBLISHED),
+    dict(model="AudioGen", sample_rate=48000, stft_distance=1.17, mel_distance=0.64, si_sdr=9.27,
+         latent_rate=50, latent_channels="discrete", source=_PUBLISHED),
+    dict(model="Encodec", sample_rate=32000, stft_distance=1.82, mel_distance=1.12, si_sdr=5.33,
+         latent_rate=50, latent_channels="discrete", source=_PUBLISHED),
+    dict(model="AudioGen", sample_rate=48000, stft_distance=1.10, mel_distance=0.64, si_sdr=8.82,
+         latent_rate=100, latent_channels=32, source=_PUBLISHED),
+    dict(model="Stable Audio", sample_rate=44100, stft_distance=1.19, mel_distance=0.67, si_sdr=8.62,
+         latent_rate=43, latent_channels=64, source=_PUBLISHED),
+    dict(model="Ours (Stable Audio 2)", sample_rate=44100, stft_distance=1.19, mel_distance=0.71,
+         si_sdr=7.14, latent_rate=21.5, latent_channels=64, source=_PUBLISHED),
+]
+
+TABLE5_HEADER = ("model", "sampling rate", "STFT distance ↓", "MEL distance ↓", "SI-SDR ↑",
+                 "latent rate", "latent channels")
+INPUT_DEPENDENCE_HEADER = ("identification ↑", "specificity ratio ↓")  # our columns, not the paper's
+INPUT_DEPENDENCE_NAMES = ("identification", "specificity_ratio", "own_similarity")  # kept in a row
+NOTES_HEADER = ("chroma identification ↑", "chroma motion", "MIDI agreement ↑")  # samod.chroma: our columns
+
+
+def table5_row(name: str, metrics: dict, sample_rate: int, latent_rate: float | None,
+               latent_channels: int | str | None, input_dependence: dict | None = None) -> dict:
+    """One measured row of Table 5 from `reconstruction_metrics`' output.
+
+    latent_rate is in frames per second (Hz); latent_channels is a count, "discrete" for a codec,
+    or None (with latent_rate None) for a baseline that has no latent, such as silence.
+    input_dependence, `input_dependence`'s output for the same files, adds its identification,
+    specificity ratio and own similarity to the row (and two columns to `markdown_table`).
+    """
+    row = dict(model=name, sample_rate=sample_rate, **{k: metrics[k] for k in METRIC_NAMES},
+               latent_rate=latent_rate, latent_channels=latent_channels, n_files=metrics["n_files"],
+               source="measured")
+    if input_dependence is not None:
+        row.update({k: input_dependence[k] for k in INPUT_DEPENDENCE_NAMES})
+    return row
+
+
+def _table5_cells(row: dict, dependence: bool, with_notes: bool = False) -> list[str]:
+    cells = [row["model"], f"{row['sample_rate'] / 1000:g}kHz",
+             cell(row["stft_distance"], "{:.2f}"), cell(row["mel_distance"], "{:.2f}"),
+             cell(row["si_sdr"], "{:.2f}"),
+             cell(None if row["latent_rate"] is None else round(row["latent_rate"], 1), "{:g} Hz"),
+             cell(row["latent_channels"], "{}")]
+    if dependence:
+        cells += [cell(row.get("identification"), "{:.2f}"), cell(row.get("specificity_ratio"), "{:.2f}")]
+    if with_notes:
+        cells += [cell(row.get(k), "{:.2f}") for k in ("chroma_identification", "chroma_motion", "midi_agreement")]
+    return cells
+
+
+@table_format("stft_distance")
+def table5_columns(rows: list[dict]) -> tuple[tuple[str, ...], list[list[str]]]:
+    """Table 5's header and cells for samod.tables.markdown_table (rows of table5_row, or PUBLISHED_TABLE5).
+
+    The seven columns of Table 5; when any row carries input-dependence numbers (table5_row(...,
+    input_dependence=...)), identification and specificity ratio follow, "—" where a row has none; then,
+    when any row carries samod.chroma's note measures, chroma identification, chroma motion and MIDI agreement.
+    """
+    dependence = any("identification" in row for row in rows)
+    with_notes = any("chroma_identification" in row for row in rows)
+    header = TABLE5_HEADER + (INPUT_DEPENDENCE_HEADER if dependence else ()) + (NOTES_HEADER if with_notes else ())
+    return header, [_table5_cells(row, dependence, with_notes) for row in rows]
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2. Scoring a model: Table 5's rows for a VAE and its baselines
+# ---------------------------------------------------------------------------------------------------
 
 
 def table5(model: Autoencoder, records: list[dict], seconds: float = 10.0, start: float = 5.0,
@@ -80,6 +162,10 @@ def _midi_agreement(outputs: list, chromas: list, midi_paths: list, starts: list
     return sum(notes.midi_agreement(o, m, s, sample_rate, audio_chroma=c)
                for o, c, m, s in zip(outputs, chromas, midi_paths, starts)) / len(outputs)
 
+
+# ---------------------------------------------------------------------------------------------------
+# 3. Decode memory: full vs chunked decoding
+# ---------------------------------------------------------------------------------------------------
 
 def _decode_peak_rss(config: dict, frames: int, chunked: bool) -> None:
     """Child process: print the extra peak resident memory (MB) of decoding `frames` latents."""

@@ -13,12 +13,12 @@ Song Describer CSV when the user has it) and two baselines that put the numbers 
 - generation with shuffled prompts: every render answers another song's prompt, so a model that
   follows its text scores worse on KL and CLAP score here than with the right prompts.
 
-The metric formulas are in samod/generation_metrics.py, the table writer (metrics.write_table, for a
-Scorer's rows) in samod/metrics.py, the networks that embed the audio in samod/embedders.py and the
-figure of the rows (display.plot_rows) in samod/display.py; every table names its embedders. Renders
-are written under artifacts/<profile>/generated/evaluation/ with the prompts, settings and the DiT
-checkpoint's SHA-256, and reused when those match (notebook 08 scores the same renders for
-memorization).
+The metric formulas are in samod/generation_metrics.py, the networks that embed the audio in
+samod/embedders.py, the figure of the rows (display.plot_rows) in samod/display.py. A Scorer's rows
+become Tables 2-3's columns here (`generation_columns`, GENERATION_HEADER) and are written by
+samod/tables.py's write_table; every table names its embedders. Renders are written under
+artifacts/<profile>/generated/evaluation/ with the prompts, settings and the DiT checkpoint's SHA-256,
+and reused when those match (notebook 08 scores the same renders for memorization).
 
 Does the output follow the request? `timing_adherence` measures how quiet a generation is after
 seconds_total (paper 1 §2.3), at lengths the training songs have (`length_quartiles`);
@@ -56,6 +56,7 @@ from samod.generation import Pipeline, SamplingConfig
 from samod.generation_metrics import (bootstrap_interval, clap_score, frechet_distance, kl_divergence,
                                       window_logits_mean, zero_shot_predictions)
 from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
+from samod.tables import table_format
 from samod.train import file_sha256
 from samod.weights import diffusion_weights
 
@@ -266,6 +267,23 @@ class Scorer:
                 "CLAP score": float(clap.mean()), "CLAP score interval": bootstrap_interval(clap),
                 "inference seconds": renders.seconds_per_item, "n": len(renders.audio), "source": "measured",
                 "per prompt": {"KL": kl.tolist(), "CLAP score": clap.tolist()}}
+
+
+GENERATION_HEADER = ("model", "output length", "FD ↓", "KL ↓", "CLAP score ↑", "inference time")  # Tables 2-3
+
+
+def _with_interval(row: dict, key: str) -> str:
+    interval = row.get(f"{key} interval")  # the 95 % bootstrap interval, when the row has one
+    return f"{row[key]:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+@table_format("FD")
+def generation_columns(rows: list[dict]) -> tuple[tuple[str, ...], list[list[str]]]:
+    """Tables 2-3's header and cells for samod.tables.markdown_table (rows of Scorer.score): GENERATION_HEADER's
+    columns, KL and CLAP score with their bootstrap interval."""
+    return GENERATION_HEADER, [[row["model"], f"{row['seconds']:g} s", f"{row['FD']:.2f}", _with_interval(row, "KL"),
+                                _with_interval(row, "CLAP score"), f"{row['inference seconds']:.2f} s"]
+                               for row in rows]
 
 
 def paired_margin(row: dict, baseline: dict, key: str) -> dict:

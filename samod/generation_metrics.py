@@ -9,8 +9,8 @@ that make them are in samod/embedders.py, the prompts, renders and scoring in sa
 Sections: 1. retrieval (CLAP, paper 1 §2.4: Recall@k, zero-shot accuracy, bootstrap intervals),
 2. generation metrics (Tables 2-3: Frechet distance, KL divergence, CLAP score) on embeddings,
 3. musical activity (onset rate and spectral flux of a generation vs its genre's songs). The
-autoencoder's reconstruction metrics (Table 5) and the table writer for Tables 2-3 and 5
-(markdown_table, write_table) are in samod/metrics.py.
+autoencoder's reconstruction metrics (Table 5) are in samod/metrics.py; Tables 2-3 as tables in
+samod/evaluation.py, written by samod/tables.py.
 
 Shapes: audio is (channels, samples) stereo at 44.1 kHz, as everywhere in samod.
 Taught in notebooks/06_evaluation.ipynb (Tables 2-3), notebooks/05_sampling.ipynb (musical activity)

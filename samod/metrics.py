@@ -1,4 +1,4 @@
-"""Evaluation metrics: how close a reconstruction is to its reference, and the tables that report it.
+"""Reconstruction metrics: how close an autoencoder's output is to its input (paper 1 Table 5's measures).
 
 Paper 1 §4.3 evaluates the autoencoder on its own, since it sets a quality ceiling for the whole
 system: each reference song is encoded and decoded, and the reconstruction is compared with the
@@ -23,18 +23,17 @@ Neither distance can tell whether the output depends on its input at all: an inp
 output (the same clip for every song) can score better than the low-pass. Input dependence asks it
 directly: does each output follow its own input's mel envelopes more closely than the other inputs'?
 
-Sections: 1. reconstruction metrics (Table 5), 2. baselines, 3. input dependence, 4. tables (one
-writer for Table 5 and Tables 2-3). The metrics of generations (retrieval for CLAP, the FD, KL and
-CLAP score columns of Tables 2-3, musical activity) are in samod/generation_metrics.py.
+Sections: 1. reconstruction metrics (Table 5), 2. baselines, 3. input dependence and the silence gap.
+Table 5 as a table (its rows, header, published numbers) is in samod/autoencoder_evaluation.py, the
+table writer in samod/tables.py. The metrics of generations (retrieval for CLAP, the FD, KL and CLAP
+score columns of Tables 2-3, musical activity) are in samod/generation_metrics.py.
 
 Shapes: audio is (channels, samples) stereo at 44.1 kHz, as everywhere in samod.
-Taught in notebooks/01_autoencoder.ipynb (the table writer for Tables 2-3 in notebooks/06_evaluation.ipynb).
+Taught in notebooks/01_autoencoder.ipynb.
 """
 from __future__ import annotations
 
-import json
 from functools import lru_cache
-from pathlib import Path
 
 import auraloss
 import numpy as np
@@ -42,28 +41,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from samod.profiles import SAMPLE_RATE, get_profile
+from samod.profiles import SAMPLE_RATE
 
 METRIC_NAMES = ("stft_distance", "mel_distance", "si_sdr")  # the three measured columns of Table 5
 PAPER_NUMBERS_PER_SECOND = 64 * SAMPLE_RATE / 2048  # = 1378.125: 64 latent channels at 21.5 Hz (§2.1)
-
-# Paper 1 Table 5 as published (Song Describer no-singing, all evaluated at 44.1 kHz). For reference
-# only: show it beside a measured table with a label, never write it into one (write_table refuses).
-_PUBLISHED = "published (paper 1 Table 5)"
-PUBLISHED_TABLE5 = [
-    dict(model="DAC", sample_rate=44100, stft_distance=0.96, mel_distance=0.52, si_sdr=10.83,
-         latent_rate=86, latent_channels="discrete", source=_PUBLISHED),
-    dict(model="AudioGen", sample_rate=48000, stft_distance=1.17, mel_distance=0.64, si_sdr=9.27,
-         latent_rate=50, latent_channels="discrete", source=_PUBLISHED),
-    dict(model="Encodec", sample_rate=32000, stft_distance=1.82, mel_distance=1.12, si_sdr=5.33,
-         latent_rate=50, latent_channels="discrete", source=_PUBLISHED),
-    dict(model="AudioGen", sample_rate=48000, stft_distance=1.10, mel_distance=0.64, si_sdr=8.82,
-         latent_rate=100, latent_channels=32, source=_PUBLISHED),
-    dict(model="Stable Audio", sample_rate=44100, stft_distance=1.19, mel_distance=0.67, si_sdr=8.62,
-         latent_rate=43, latent_channels=64, source=_PUBLISHED),
-    dict(model="Ours (Stable Audio 2)", sample_rate=44100, stft_distance=1.19, mel_distance=0.71,
-         si_sdr=7.14, latent_rate=21.5, latent_channels=64, source=_PUBLISHED),
-]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -385,104 +366,3 @@ def silence_gap_db(decoded_silence, decoded_music, eps: float = 1e-10) -> float:
     rms_music = float(np.sqrt(np.mean(mean_squares)))
     rms_silence = silence.pow(2).mean().sqrt().item()
     return float(20 * np.log10((rms_music + eps) / (rms_silence + eps)))
-
-
-# ---------------------------------------------------------------------------------------------------
-# 4. Tables (paper 1 Table 5 for the autoencoder, Tables 2-3 for generation)
-# ---------------------------------------------------------------------------------------------------
-
-TABLE5_HEADER = ("model", "sampling rate", "STFT distance ↓", "MEL distance ↓", "SI-SDR ↑",
-                 "latent rate", "latent channels")
-
-
-INPUT_DEPENDENCE_HEADER = ("identification ↑", "specificity ratio ↓")  # our columns, not the paper's
-INPUT_DEPENDENCE_NAMES = ("identification", "specificity_ratio", "own_similarity")  # kept in a row
-NOTES_HEADER = ("chroma identification ↑", "chroma motion", "MIDI agreement ↑")  # samod.chroma: our columns
-
-GENERATION_HEADER = ("model", "output length", "FD ↓", "KL ↓", "CLAP score ↑", "inference time")  # Tables 2-3
-
-
-def table5_row(name: str, metrics: dict, sample_rate: int, latent_rate: float | None,
-               latent_channels: int | str | None, input_dependence: dict | None = None) -> dict:
-    """One measured row of Table 5 from `reconstruction_metrics`' output.
-
-    latent_rate is in frames per second (Hz); latent_channels is a count, "discrete" for a codec,
-    or None (with latent_rate None) for a baseline that has no latent, such as silence.
-    input_dependence, `input_dependence`'s output for the same files, adds its identification,
-    specificity ratio and own similarity to the row (and two columns to `markdown_table`).
-    """
-    row = dict(model=name, sample_rate=sample_rate, **{k: metrics[k] for k in METRIC_NAMES},
-               latent_rate=latent_rate, latent_channels=latent_channels, n_files=metrics["n_files"],
-               source="measured")
-    if input_dependence is not None:
-        row.update({k: input_dependence[k] for k in INPUT_DEPENDENCE_NAMES})
-    return row
-
-
-def _cell(value, fmt: str) -> str:
-    return "—" if value is None else fmt.format(value)
-
-
-def _table5_cells(row: dict, dependence: bool, notes: bool = False) -> list[str]:
-    cells = [row["model"], f"{row['sample_rate'] / 1000:g}kHz",
-             _cell(row["stft_distance"], "{:.2f}"), _cell(row["mel_distance"], "{:.2f}"),
-             _cell(row["si_sdr"], "{:.2f}"),
-             _cell(None if row["latent_rate"] is None else round(row["latent_rate"], 1), "{:g} Hz"),
-             _cell(row["latent_channels"], "{}")]
-    if dependence:
-        cells += [_cell(row.get("identification"), "{:.2f}"), _cell(row.get("specificity_ratio"), "{:.2f}")]
-    if notes:
-        cells += [_cell(row.get(k), "{:.2f}") for k in ("chroma_identification", "chroma_motion", "midi_agreement")]
-    return cells
-
-
-def _with_interval(row: dict, key: str) -> str:
-    interval = row.get(f"{key} interval")  # the 95 % bootstrap interval, when the row has one
-    return f"{row[key]:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
-
-
-def _generation_cells(row: dict) -> list[str]:
-    return [row["model"], f"{row['seconds']:g} s", f"{row['FD']:.2f}", _with_interval(row, "KL"),
-            _with_interval(row, "CLAP score"), f"{row['inference seconds']:.2f} s"]
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """Rows as a Markdown table, with the columns their kind of row has.
-
-    Rows of Table 5 (table5_row, or PUBLISHED_TABLE5) get its seven columns; when any of them carries
-    input-dependence numbers (table5_row(..., input_dependence=...)), identification and specificity
-    ratio follow, "—" where a row has none; then, when any row carries samod.chroma's note measures, chroma
-    identification, chroma motion and MIDI agreement. Rows of Tables 2-3 (evaluation.Scorer.score, which have an
-    FD) get GENERATION_HEADER's columns, KL and CLAP score with their bootstrap interval.
-    """
-    if rows and "FD" in rows[0]:
-        header, cells = GENERATION_HEADER, [_generation_cells(row) for row in rows]
-    else:
-        dependence = any("identification" in row for row in rows)
-        notes = any("chroma_identification" in row for row in rows)
-        header = TABLE5_HEADER + (INPUT_DEPENDENCE_HEADER if dependence else ()) + (NOTES_HEADER if notes else ())
-        cells = [_table5_cells(row, dependence, notes) for row in rows]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row_cells) + " |" for row_cells in cells]
-    return "\n".join(lines)
-
-
-def write_table(rows: list[dict], path_stem: str | Path, title: str, notes: dict) -> tuple[Path, Path]:
-    """Write path_stem.md (title, markdown_table(rows), notes as a list) and path_stem.json (title, rows, notes).
-
-    notes record the provenance: which files, how many seconds, profile, seed, hardware, commit (and, for
-    Tables 2-3, the embedders that made each column). The active profile is added when notes do not name
-    one. Only measured rows are accepted.
-    """
-    published = [row["model"] for row in rows if row.get("source") != "measured"]
-    if published:
-        raise ValueError(f"rows {published} are not measured (published numbers?); write measured rows "
-                         f"only and show PUBLISHED_TABLE5 beside them with markdown_table(PUBLISHED_TABLE5)")
-    notes = {"profile": get_profile().name, **notes}
-    path_stem = Path(path_stem)
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
-    text = f"# {title}\n\n{markdown_table(rows)}\n\n" + "".join(f"- {k}: {v}\n" for k, v in notes.items())
-    md_path, json_path = Path(f"{path_stem}.md"), Path(f"{path_stem}.json")  # a stem may hold dots
-    md_path.write_text(text)
-    json_path.write_text(json.dumps({"title": title, "rows": rows, "notes": notes}, indent=1) + "\n")
-    return md_path, json_path

@@ -8,7 +8,7 @@ import pytest
 from samod import evaluation as ev
 from samod.memorization import (FrameStatistics, centred, cosine_matrix, duplicate_pairs, nearest_neighbours,
                                 replica_check, replica_threshold, replica_variant, top_candidates)
-from samod.metrics import write_table
+from samod.tables import write_table
 from samod.profiles import SAMPLE_RATE
 
 SDD_COLUMNS = ["caption_id", "track_id", "caption", "is_valid_subset", "familiarity", "artist_id", "album_id", "path",
