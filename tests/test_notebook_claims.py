@@ -11,9 +11,8 @@ numbered notebook must be one of:
 - or a small count (0 to 10: "two losses", "5 scales"), which is how prose counts, not how a run reports.
 
 A number a run produced belongs in a code cell's printed output, computed there (or in the box that
-`samod.course.what_you_will_see` draws from the run's figures). Notebooks still being brought to this rule are listed
-in `EXPECTED_TO_FIX`: their test reports the offending cells and is expected to fail until they pass, and it fails
-the other way (asking to be removed from the set) once they do.
+`samod.course.what_you_will_see` draws from the run's figures). A number the text works out from listed constants is
+listed too, its source starting "derived:".
 """
 import json
 import re
@@ -23,9 +22,6 @@ import pytest
 
 FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
 NUMBERED = sorted(FOLDER.glob("[0-9][0-9]_*.ipynb"))
-
-# notebooks whose prose still quotes run numbers: empty this set as each is fixed
-EXPECTED_TO_FIX = {"03", "04", "05", "06", "07", "08", "09", "10"}
 
 # constants of the papers and fixed settings of the code, allowed in any notebook: number -> where it comes from
 CONSTANTS = {
@@ -44,6 +40,11 @@ CONSTANTS = {
     "128": "T5 text tokens (Stable Audio Open §2.2); also the tiny corpus's song count (profiles.py)",
     "125": "RoBERTa-base text encoder, millions of parameters (paper 1 Table 1)",
     "12": "pitch classes of the equal-tempered octave (chroma: samod/chroma.py)",
+    "500": "sigma_max of the sampler's noise levels (Stable Audio Open's defaults: samod/sampler.py get_sigmas)",
+    "0.3": "sigma_min of the sampler's noise levels (Stable Audio Open's defaults: samod/sampler.py get_sigmas)",
+    "100": "SAO's sampler steps (SAO §4, EvalConfig.paper); notebook 03's exercise rotary base",
+    "1.06": "the paper DiT's parameters in billions (DiTConfig.paper, samod/dit.py; Table 1: 1.1B)",
+    "95": "level of the bootstrap intervals (samod/generation_metrics.py bootstrap_interval, level=0.95)",
 }
 
 # constants one notebook uses: notebook -> {number: source}
@@ -85,6 +86,92 @@ NOTEBOOK_CONSTANTS = {
         "80": "the live run's length in steps (notebook 02 §4)",
         "1000": "steps of the tiny reference recipe (ClapRecipe.tiny)",
         "16": "held-out songs of the decoded-audio table",
+    },
+    "03": {
+        "1.5": "derived: the 32 latent frames of §1's example / 21.53 frames per second",
+        "10000": "rotary base (samod/dit.py rotary_frequencies, RoFormer)",
+        "32": "R = K / 2 rotated dims of the paper DiT's heads of K = 64 (DiTConfig.paper: width 1536 / 24 heads)",
+        "16": "derived: R / 2 rotary pairs of the paper DiT's heads",
+        "512": "DiTConfig.max_seconds of the paper DiT (samod/dit.py)",
+        "30": "tiny pre-training window in seconds (profiles.py)",
+        "60": "tiny fine-tuning window in seconds (profiles.py)",
+        "88": "the example offset beyond M of §3.2's clamping check (M + 88 in its code)",
+        "768": "cond_dim of the paper DiT: RoBERTa-base's and T5-base's width (DiTConfig.paper, paper 1 Table 1)",
+        "1.1": "the DiT's parameters in billions (paper 1 Table 1)",
+        "157": "the autoencoder's parameters in millions (paper 1 Table 1)",
+        "1.3": "all parameters in billions (paper 1 Table 1)",
+        "6000": "the largest shift §2's relative-position check uses (its code)",
+        "99": "the blocks' share of the DiT that §4 asserts (blocks_share > 0.99)",
+        "600": "exercise 4's song length",
+        "20": "exercise 4's target length in minutes",
+        "1.0": "exercise 5's standard deviation",
+    },
+    "04": {
+        "0.9987": "derived: t = (2 / pi) atan(500), the training time of sigma_max (asserted in §3's code)",
+        "0.186": "derived: t = (2 / pi) atan(0.3), the training time of sigma_min (asserted in §3's code)",
+        "19": "derived: the share of training times below t = 0.186",
+        "0.1": "CFG dropout probability (stable-audio-tools, reference spec; DiffusionStage cfg_dropout=0.1)",
+        "45": "4 m 45 s = 285 s, the fine-tuning window (paper 1 §3.2)",
+        "30": "tiny pre-training window in seconds (profiles.py); fine-tuning steps of the live run (recipe.shortened)",
+        "60": "tiny fine-tuning window in seconds (profiles.py)",
+        "50": "pre-training steps of the live run (recipe.shortened(pretrain=50, finetune=30))",
+        "16": "held-out songs of the tiny corpus: every 8th of 128 (samod/data.py)",
+    },
+    "05": {
+        "400": "steps of §2's reference solution (its code)",
+        "50": "steps of §2's 2M-3M agreement test (its code)",
+        "20": "steps of §2.1's and §3's generations (their code)",
+        "16": "generations of notebook 06 §6's timing check: 8 held-out prompts at two lengths (its code)",
+    },
+    "06": {
+        "527": "AudioSet's classes, PaSST's output (paper 1 §4.1, samod/embedders.py)",
+        "220": "frequency of §2's test tone in Hz (its code)",
+        "586": "Song Describer's no-singing prompts (paper 1 §4.1 and footnote 10; EvalConfig.paper)",
+        "16": "held-out songs of the tiny corpus: every 8th of 128 (samod/data.py)",
+        "50": "exercise's step count",
+    },
+    "07": {
+        "45": "the paper's reference number [45] (paper 1's bibliography)",
+        "4096": "StructureConfig.n_fft (samod/structure.py)",
+        "22.05": "sample rate of the structure features in kHz (samod/structure.py)",
+        "23": "derived: StructureConfig.stft_hop 512 samples at 22.05 kHz, in ms",
+        "13": "StructureConfig.n_mfcc (samod/structure.py)",
+        "2.9": "a worked example, not a corpus song: the lag 10.6 = 13.5 - 2.9",
+        "13.5": "a worked example, not a corpus song: the lag 10.6 = 13.5 - 2.9",
+        "10.6": "derived: 13.5 - 2.9 of the worked example",
+        "120": "the tempo at which the tiny profile's 1 s tolerance is half a 4/4 bar (derived: 4 beats of 0.5 s)",
+        "0.02": "exercise 2's smallest kappa",
+        "0.2": "exercise 2's largest kappa",
+        "16": "exercise 2's largest embedding m in frames",
+    },
+    "08": {
+        "50": "top-50 memorization candidates (paper 1 §4.5, Stable Audio Open §5.3)",
+    },
+    "09": {
+        "47": "Stable Audio Open's window in seconds (SAO §2: 2,097,152 samples at 44.1 kHz)",
+        "47.55": "derived: 2,097,152 samples / 44100 Hz, SAO's window (samod/pretrained.py, 1024 latent frames)",
+        "160": "shortest long demo length in SAO's demo_cond (samod/pretrained.py SAO_DEMO)",
+        "40": "assumed model FLOP utilisation in % (samod/plan.py MFU)",
+        "312": "A100 dense bf16 peak in TFLOP/s (samod/plan.py PEAK_FLOPS)",
+        "989": "H100 SXM dense bf16 peak in TFLOP/s (samod/plan.py PEAK_FLOPS)",
+        "6138": "derived: the 6137 latent frames of a 285 s window (285 x 21.53, rounded up) plus the global token",
+        "13": "paper 1's inference time in seconds for a 285 s generation (paper 1 Table 3)",
+        "25": "exercise 2's step count",
+    },
+    "10": {
+        "2106.09685": "the LoRA paper's arXiv identifier (Hu et al. 2021)",
+        "185": "the calypso row's slowest tempo in BPM (its Genre in §1's code)",
+        "200": "the calypso row's fastest tempo in BPM (its Genre in §1's code)",
+        "20": "the shortest calypso song in seconds (render_style min_seconds in §1's code)",
+        "30": "the longest calypso song in seconds (render_style max_seconds in §1's code)",
+        "24": "seconds of §4's generations (its code)",
+        "256": "SHA-256, the hash of the base weights (samod/finetune.py)",
+        "60": "steps of the adapter's live training (§3's code); exercise 3's shortest song in seconds",
+        "300": "exercise 1's step count",
+        "32": "exercise 2's largest rank; exercise 3's generation and held-out counts",
+        "120": "exercise 3's longest song in seconds",
+        "2000": "exercise 3's step count",
+        "16": "exercise 4's rank",
     },
 }
 
@@ -156,10 +243,6 @@ def test_the_checker_finds_a_run_number_and_passes_constants_and_references():
 def test_markdown_states_no_run_numbers(path):
     notebook = path.name[:2]
     found = offending(notebook, _cells(path))
-    if notebook in EXPECTED_TO_FIX:
-        if not found:
-            pytest.fail(f"{path.name} passes now: remove {notebook!r} from EXPECTED_TO_FIX")
-        pytest.xfail(f"{path.name} still states run numbers in its prose:\n" + "\n".join(found))
     assert not found, (f"{path.name}: numbers in markdown that are not listed constants (print a run's number from "
                        f"code; list a paper constant in NOTEBOOK_CONSTANTS with its source):\n" + "\n".join(found))
 
@@ -192,11 +275,11 @@ def test_every_glossary_link_has_its_entry():
     assert not broken, f"glossary links without an entry in notebooks/README.md: {sorted(broken)}"
 
 
-def test_a_new_run_number_in_a_fixed_notebook_fails():
-    """Notebooks 00-02 are held to the rule: they may not join EXPECTED_TO_FIX, and a sentence quoting a measured
-    number added to any of their markdown cells is found."""
-    assert not EXPECTED_TO_FIX & {"00", "01", "02"}
-    for path in NUMBERED[:3]:
+def test_a_new_run_number_in_any_notebook_fails():
+    """Every numbered notebook is held to the rule: a sentence quoting a measured number added to one of its markdown
+    cells is found."""
+    assert len(NUMBERED) >= 11
+    for path in NUMBERED:
         cells = _cells(path)
         markdown = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and i > 0)
         cells[markdown] = {**cells[markdown], "source": cells[markdown]["source"] + ["\nThe loss fell to 0.42."]}
