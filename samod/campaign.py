@@ -154,6 +154,12 @@ def run(segments: int, segment_steps: int, folder: Path | None = None, curve: Pa
     folder = Path(folder) if folder else profile.checkpoint_dir / "autoencoder_campaign"
     folder.mkdir(parents=True, exist_ok=True)
     points = json.loads(curve.read_text())["points"] if curve.exists() else []
+    if points and points[-1]["step"] > 0 and not (folder / CHECKPOINT_NAME).exists():
+        raise FileNotFoundError(
+            f"{curve} records {points[-1]['step']} campaign steps, but their checkpoint {folder / CHECKPOINT_NAME} "
+            f"is not there (a new machine, or another SAMOD_HOME): the run cannot continue where the curve ends. "
+            f"Point SAMOD_HOME (or --folder) at the checkpoint, or start a new curve from the shipped weights with "
+            f"--curve NEW.json (adjust PHASES so that its first phase is the recipe to continue with)")
     evaluation = Evaluation()
     inputs_comb = float(np.mean([frame_comb_share(a) for a in evaluation.references]))
     if not points or "frame_comb_share" not in points[0]:  # the starting point: the shipped weights

@@ -34,3 +34,10 @@ def test_phases_start_in_order_and_each_changes_the_recipe():
     assert starts[0] == 0 and starts == sorted(set(starts))
     assert all(a.recipe != b.recipe for a, b in zip(campaign.PHASES, campaign.PHASES[1:]))
     assert campaign.phase_at(0) is campaign.PHASES[0] and campaign.phase_at(10 ** 9) is campaign.PHASES[-1]
+
+
+def test_a_curve_without_its_checkpoint_is_refused(tmp_path):
+    curve = tmp_path / "curve.json"
+    curve.write_text('{"points": [{"step": 0}, {"step": 250}]}')
+    with pytest.raises(FileNotFoundError, match="cannot continue where the curve ends"):
+        campaign.run(segments=1, segment_steps=1, folder=tmp_path / "checkpoints", curve=curve)
