@@ -145,10 +145,10 @@ def table5(model: Autoencoder, records: list[dict], seconds: float = 10.0, start
         dependence = input_dependence(references, outputs, cfg.sample_rate)
         row = table5_row(name, metrics, cfg.sample_rate, rate, channels, input_dependence=dependence)
         note = notes.note_measures(references, outputs, cfg.sample_rate, reference_chromas)
+        output_chromas = note.pop("output_chromas")
         row |= {k: note[k] for k in ("chroma_identification", "chroma_motion")}
         if all(midi):
-            row["midi_agreement"] = _midi_agreement(outputs, note.pop("output_chromas"), midi, starts, cfg.sample_rate)
-        note.pop("output_chromas", None)
+            row["midi_agreement"] = _midi_agreement(outputs, output_chromas, midi, starts, cfg.sample_rate)
         rows.append(row)
         details[name] = {**metrics, "input_dependence": dependence, "notes": note}
     details[rows[0]["model"]]["silence_gap_db"] = silence_gap_db(decoded_silence, reconstructions)

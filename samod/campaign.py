@@ -192,7 +192,7 @@ def run(segments: int, segment_steps: int, folder: Path | None = None, curve: Pa
     return points
 
 
-def projection(points: list[dict], target: float = 0.8) -> dict:
+def projection(points: list[dict], target: float = notes.KEEPS_NOTES) -> dict:
     """CPU-hours at which chroma identification would reach `target`, extrapolating a straight line fitted
     to identification against log CPU-hours over the points above chance; {"cpu_hours": None, "why": ...}
     when there is no rising trend to extrapolate."""
@@ -218,7 +218,7 @@ def plot_campaign(curve: dict):
                        ("envelope_identification", "band-envelope identification (rhythm)")):
         left.plot(hours, [p[key] for p in points], "o-", label=label)
     left.axhline(curve["chance"], color="grey", ls=":", label="chance")
-    left.axhline(0.8, color="green", ls="--", lw=0.8, label="target for notes")
+    left.axhline(notes.KEEPS_NOTES, color="green", ls="--", lw=0.8, label="target for notes")
     left.set(xlabel="CPU-hours of training (one thread)", ylabel="share of 16 held-out songs", ylim=(-0.03, 1.03))
     left.legend(fontsize=7, loc="center right")
     right.plot(hours, [p["chroma_motion"] for p in points], "o-", label="chroma motion (1 = as in the input)")

@@ -35,6 +35,7 @@ from samod.profiles import SAMPLE_RATE
 CHROMA_RATE = 22050  # Hz: the audio is resampled to this before the constant-Q transform
 CHROMA_HOP = 512  # samples at CHROMA_RATE: 43 frames a second
 RHYTHM_BANDS = 24  # mel bands of the rhythm-only stand-in
+KEEPS_NOTES = 0.8  # chroma identification from which an autoencoder counts as keeping the notes
 _FFT = 2048  # STFT of the rhythm-only stand-in (hop _FFT // 4)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from samod.chroma import KEEPS_NOTES
 from samod.profiles import REPO_ROOT, Profile, get_profile
 
 REFERENCE_FIGURES = REPO_ROOT / "figures"  # the tiny profile's reference run, committed
@@ -50,7 +51,7 @@ def _notes(d: dict) -> str:
     if "chroma_identification" not in vae:
         return ""
     others = {r["model"]: r["chroma_identification"] for r in d["rows"][1:]}
-    kept = ("It keeps the notes" if vae["chroma_identification"] >= 0.8 else
+    kept = ("It keeps the notes" if vae["chroma_identification"] >= KEEPS_NOTES else
             "It keeps rhythm and loudness but not the notes yet")
     return (f" {kept}: chroma identification {vae['chroma_identification']:.2f} (chance {1 / vae['n_files']:.2f}; "
             + ", ".join(f"{name} {value:.2f}" for name, value in others.items()) + ").")
@@ -107,7 +108,7 @@ def _song_notes(d: dict) -> str:
     vae = d["rows"][0]
     if "chroma_identification" not in vae:
         return ""
-    if vae["chroma_identification"] >= 0.8:
+    if vae["chroma_identification"] >= KEEPS_NOTES:
         return f"The autoencoder keeps the notes (chroma identification {vae['chroma_identification']:.2f}): listen for them."
     return (f"Every generation is decoded by the autoencoder of notebook 01, which keeps rhythm and loudness but not "
             f"the notes yet (chroma identification {vae['chroma_identification']:.2f}, chance "

@@ -322,7 +322,7 @@ def notes_rows(path: Path) -> tuple[list[dict] | None, str]:
     keys = ("model", "identification", "chroma_identification", "chroma_motion", "midi_agreement")
     table = [{k: r.get(k) for k in keys} for r in rows]
     vae, chance = rows[0], 1 / rows[0]["n_files"]
-    verdict = ("It keeps the notes." if vae["chroma_identification"] >= 0.8 else
+    verdict = ("It keeps the notes." if vae["chroma_identification"] >= chroma.KEEPS_NOTES else
                "It keeps each song's rhythm and loudness but not yet its notes, so the generations above have "
                "rhythm and timbre without melody or chords.")
     return table, (f"Table 5 of this autoencoder on {vae['n_files']} held-out songs ({path.name}): which song a "
