@@ -180,12 +180,18 @@ def run(segments: int, segment_steps: int, folder: Path | None = None, curve: Pa
         batches = StepBatches(dataset, recipe.batch_size, seed=profile.seed)
         config = TrainConfig(steps=step + segment_steps, ema_decay=recipe.ema_decay, checkpoint_every=segment_steps,
                              log_every=10, seed=profile.seed, progress=False, desc="campaign")
+        # the CPU-hours of the checkpoint's steps, kept beside it: a run stopped after training a segment but
+        # before measuring it resumes at a later step than the curve's last point, with those hours counted
+        ledger = folder / "cpu_hours.json"
+        cpu_hours = json.loads(ledger.read_text())["cpu_hours"] if ledger.exists() else points[-1]["cpu_hours"]
         started = time.process_time()
-        history = Trainer(stage, config, folder).fit(lambda s: batches(s)["audio"])
-        cpu_hours = points[-1]["cpu_hours"] + (time.process_time() - started) / 3600
+        trainer = Trainer(stage, config, folder)
+        history = trainer.fit(lambda s: batches(s)["audio"])
+        cpu_hours += (time.process_time() - started) / 3600
+        ledger.write_text(json.dumps({"step": trainer.step, "cpu_hours": cpu_hours}) + "\n")
         model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True))
         losses = {k: v for k, v in history[-1].items() if isinstance(v, float)} if history else {}
-        points.append({"step": step + segment_steps, "cpu_hours": round(cpu_hours, 4), "phase": phase.name,
+        points.append({"step": trainer.step, "cpu_hours": round(cpu_hours, 4), "phase": phase.name,
                        **evaluation(model.eval()), "losses": losses})
         _write(curve, points, inputs_comb)
         print(json.dumps({k: v for k, v in points[-1].items() if k != "losses"}), flush=True)
