@@ -11,10 +11,12 @@ measured as it goes, so that each change of recipe ("lever") can be judged by th
 - `PHASES` lists the levers in the order they were applied, each from the step it started; a phase changes
   one thing of the recipe before it.
 - After every segment the EMA weights are measured on 16 held-out songs (10 s from 5 s): chroma
-  identification and motion (samod.chroma), band-envelope identification (samod.metrics.input_dependence),
-  STFT / MEL distance and SI-SDR (Table 5's metrics), the decoded silence's gap below the music, and a
-  linear probe from latent frames to the input's chroma (does the encoder keep the notes at all?). Each point
-  records the steps and the CPU-hours of training so far; the curve is appended to
+  identification and motion (samod.chroma), the chroma margin (mean chroma similarity of a reconstruction
+  to its own input minus that to the other inputs: near 0 for outputs without notes, and it moves before
+  identification does), band-envelope identification (samod.metrics.input_dependence), STFT / MEL
+  distance and SI-SDR (Table 5's metrics), the decoded silence's gap below the music, and a linear probe
+  from latent frames to the input's chroma (does the encoder keep the notes at all?). Each point records
+  the steps and the CPU-hours of training so far; the curve is appended to
   figures/autoencoder_campaign.json (plotted by `plot_campaign`).
 
     python -m samod.campaign --segments 20 --segment-steps 250     # one thread is enough: OMP_NUM_THREADS=1
@@ -72,6 +74,13 @@ def _phases() -> list[Phase]:
 
 PHASES = _phases()
 
+# Levers a trial can branch off the campaign with (`trial`): each maps the current phase's recipe to the changed one
+LEVERS = {
+    "semitone": lambda r: replace(r, losses=replace(r.losses, semitone_weight=1.0)),  # + SemitoneLoss, weight 1
+    "no_adversary": lambda r: replace(r, losses=replace(r.losses, discriminator_start=10 ** 9)),  # every step the generator's
+    "same": lambda r: r,  # the phase's own recipe: with another precision, a trial of that alone
+}
+
 
 def phase_at(step: int) -> Phase:
     return [p for p in PHASES if p.start <= step][-1]
@@ -125,6 +134,7 @@ class Evaluation:
         envelope = input_dependence(self.references, outputs)
         probe = self._probe(model, latents)
         return {"chroma_identification": n["chroma_identification"], "chroma_motion": n["chroma_motion"],
+                "chroma_margin": n["own_similarity"] - n["other_similarity"],
                 "envelope_identification": envelope["identification"],
                 "stft_distance": table5["stft_distance"], "mel_distance": table5["mel_distance"],
                 "si_sdr": table5["si_sdr"], "silence_gap_db": silence_gap_db(silence, outputs),
@@ -167,35 +177,84 @@ def run(segments: int, segment_steps: int, folder: Path | None = None, curve: Pa
                  **evaluation(load_autoencoder(source="reference"))}
         points = [start] + points[1:]
         _write(curve, points, inputs_comb)
-    training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
     for _ in range(segments):
         step = points[-1]["step"]
         phase = phase_at(step)
-        recipe = phase.recipe
-        model = load_autoencoder(source="reference").train()
-        stage = AutoencoderStage(model, recipe.losses, recipe.generator, recipe.discriminator, recipe.gain_db,
-                                 recipe.train_biases)
-        dataset = SongDataset(training, window_seconds=recipe.crop_samples / recipe.model.sample_rate,
-                              seed=profile.seed)
-        batches = StepBatches(dataset, recipe.batch_size, seed=profile.seed)
-        config = TrainConfig(steps=step + segment_steps, ema_decay=recipe.ema_decay, checkpoint_every=segment_steps,
-                             log_every=10, seed=profile.seed, progress=False, desc="campaign")
         # the CPU-hours of the checkpoint's steps, kept beside it: a run stopped after training a segment but
         # before measuring it resumes at a later step than the curve's last point, with those hours counted
         ledger = folder / "cpu_hours.json"
         cpu_hours = json.loads(ledger.read_text())["cpu_hours"] if ledger.exists() else points[-1]["cpu_hours"]
         started = time.process_time()
-        trainer = Trainer(stage, config, folder)
-        history = trainer.fit(lambda s: batches(s)["audio"])
+        model, trainer, history = _train(phase.recipe, folder, step + segment_steps, segment_steps)
         cpu_hours += (time.process_time() - started) / 3600
         ledger.write_text(json.dumps({"step": trainer.step, "cpu_hours": cpu_hours}) + "\n")
-        model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True))
         losses = {k: v for k, v in history[-1].items() if isinstance(v, float)} if history else {}
         points.append({"step": trainer.step, "cpu_hours": round(cpu_hours, 4), "phase": phase.name,
                        **evaluation(model.eval()), "losses": losses})
         _write(curve, points, inputs_comb)
         print(json.dumps({k: v for k, v in points[-1].items() if k != "losses"}), flush=True)
     return points
+
+
+def trial(lever: str, steps: int, folder: Path | None = None, curve: Path = CURVE, precision: str = "fp32") -> dict:
+    """Branch off the campaign's checkpoint and train `steps` steps with one lever changed (LEVERS[lever]) or at
+    another `precision`; the branch's measures go into the curve's "trials", to be read against the campaign's
+    own point `steps` later (the control: same start, same data, the phase's recipe unchanged).
+
+    The branch lives in <checkpoint folder>/trials/<lever>_<precision>_from_<step>/; the campaign's checkpoint
+    is not touched. Its CPU-hours count towards the campaign's total in `total_cpu_hours`."""
+    import shutil
+    profile = get_profile()
+    folder = Path(folder) if folder else profile.checkpoint_dir / "autoencoder_campaign"
+    if lever not in LEVERS:
+        raise ValueError(f"unknown lever {lever!r}; choose one of {', '.join(LEVERS)}")
+    if not (folder / CHECKPOINT_NAME).exists():
+        raise FileNotFoundError(f"no campaign checkpoint in {folder}: run `python -m samod.campaign` first")
+    start = _checkpoint_step(folder / CHECKPOINT_NAME)
+    branch = folder / "trials" / f"{lever}_{precision}_from_{start}"
+    branch.mkdir(parents=True, exist_ok=True)
+    if not (branch / CHECKPOINT_NAME).exists():
+        shutil.copy(folder / CHECKPOINT_NAME, branch / CHECKPOINT_NAME)
+    recipe = LEVERS[lever](phase_at(start).recipe)
+    started = time.process_time()
+    model, trainer, history = _train(recipe, branch, start + steps, steps, precision)
+    cpu_hours = (time.process_time() - started) / 3600
+    record = {"lever": lever, "precision": precision, "phase": phase_at(start).name, "from_step": start,
+              "step": trainer.step, "cpu_hours": round(cpu_hours, 4), **Evaluation()(model.eval()),
+              "losses": {k: v for k, v in history[-1].items() if isinstance(v, float)} if history else {}}
+    text = json.loads(curve.read_text()) if curve.exists() else {"points": []}
+    text["trials"] = text.get("trials", []) + [record]
+    curve.write_text(json.dumps(text, indent=1) + "\n")
+    return record
+
+
+def total_cpu_hours(curve: dict) -> float:
+    """CPU-hours of the campaign and of every trial branched off it."""
+    return curve["points"][-1]["cpu_hours"] + sum(t["cpu_hours"] for t in curve.get("trials", []))
+
+
+def _checkpoint_step(path: Path) -> int:
+    from safetensors import safe_open  # the Trainer's checkpoint keeps its step in the file's metadata
+    with safe_open(str(path), "pt") as f:
+        return json.loads(f.metadata()["samod"])["step"]
+
+
+def _train(recipe: AutoencoderRecipe, folder: Path, until: int, checkpoint_every: int, precision: str = "fp32"):
+    """Train (or resume in `folder`) the shipped autoencoder with `recipe` until step `until`;
+    returns (the model holding the EMA weights, the trainer, its history)."""
+    profile = get_profile()
+    training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
+    model = load_autoencoder(source="reference").train()
+    stage = AutoencoderStage(model, recipe.losses, recipe.generator, recipe.discriminator, recipe.gain_db,
+                             recipe.train_biases)
+    dataset = SongDataset(training, window_seconds=recipe.crop_samples / recipe.model.sample_rate, seed=profile.seed)
+    batches = StepBatches(dataset, recipe.batch_size, seed=profile.seed)
+    config = TrainConfig(steps=until, ema_decay=recipe.ema_decay, checkpoint_every=checkpoint_every, log_every=10,
+                         seed=profile.seed, progress=False, desc="campaign", precision=precision)
+    trainer = Trainer(stage, config, folder)
+    history = trainer.fit(lambda s: batches(s)["audio"])
+    model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True))
+    return model, trainer, history
 
 
 def projection(points: list[dict], target: float = notes.KEEPS_NOTES) -> dict:
@@ -228,9 +287,11 @@ def plot_campaign(curve: dict):
     left.set(xlabel="CPU-hours of training (one thread)", ylabel="share of 16 held-out songs", ylim=(-0.03, 1.03))
     left.legend(fontsize=7, loc="center right")
     right.plot(hours, [p["chroma_motion"] for p in points], "o-", label="chroma motion (1 = as in the input)")
-    combed = [(h, p["frame_comb_share"]) for h, p in zip(hours, points) if "frame_comb_share" in p]
-    if combed:
-        right.plot(*zip(*combed), "^-", label="energy on the frame rate's harmonics")
+    for key, marker, label in (("frame_comb_share", "^-", "energy on the frame rate's harmonics"),
+                               ("chroma_margin", "d-", "chroma margin (own minus other inputs)")):
+        measured = [(h, p[key]) for h, p in zip(hours, points) if key in p]  # measures added as the campaign went
+        if measured:
+            right.plot(*zip(*measured), marker, label=label)
     right.set(xlabel="CPU-hours of training (one thread)", ylabel="share")
     twin = right.twinx()
     twin.plot(hours, [p["silence_gap_db"] for p in points], "s--", color="tab:red", label="decoded silence below music")
@@ -246,7 +307,8 @@ def _write(curve: Path, points: list[dict], inputs_comb: float) -> None:
     text = {"protocol": f"{EVAL_SONGS} held-out songs, {EVAL_SECONDS:.0f} s from {EVAL_START:.0f} s, EMA weights; "
                         f"latent chroma probe fitted on {PROBE_SONGS} training songs",
             "chance": 1 / EVAL_SONGS, "inputs_frame_comb_share": inputs_comb,
-            "phases": [{"start": p.start, "name": p.name} for p in PHASES], "points": points}
+            "phases": [{"start": p.start, "name": p.name} for p in PHASES], "points": points,
+            "trials": json.loads(curve.read_text()).get("trials", []) if curve.exists() else []}
     curve.write_text(json.dumps(text, indent=1) + "\n")
 
 
@@ -256,5 +318,12 @@ if __name__ == "__main__":
     parser.add_argument("--segment-steps", type=int, default=250)
     parser.add_argument("--folder", type=Path, default=None, help="checkpoint folder (default: the profile's)")
     parser.add_argument("--curve", type=Path, default=CURVE)
+    parser.add_argument("--trial", choices=sorted(LEVERS), default=None,
+                        help="instead of continuing: branch off the checkpoint with this lever (see LEVERS)")
+    parser.add_argument("--steps", type=int, default=500, help="a trial's steps")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="a trial's precision")
     args = parser.parse_args()
-    run(args.segments, args.segment_steps, args.folder, args.curve)
+    if args.trial:
+        print(json.dumps(trial(args.trial, args.steps, args.folder, args.curve, args.precision)))
+    else:
+        run(args.segments, args.segment_steps, args.folder, args.curve)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from samod.autoencoder_training import (AutoencoderLossConfig, AutoencoderStage, MultiScaleSTFTDiscriminator,
-                                      ReconstructionLoss, STFTDiscriminator, discriminator_hinge_loss,
+                                      ReconstructionLoss, SemitoneLoss, STFTDiscriminator, discriminator_hinge_loss,
                                       discriminator_optimizer, feature_matching_loss, generator_adversarial_loss,
                                       generator_optimizer, random_gain)
 from samod.train import StepBatches, TrainConfig, Trainer, load_weights
@@ -91,6 +91,35 @@ def test_reconstruction_loss_rejects_bad_shapes(recon):
         recon(torch.zeros(1, 2, 4096), torch.zeros(1, 1, 4096))
     with pytest.raises(ValueError, match="longer crops"):
         recon(torch.zeros(1, 2, 1024), torch.zeros(1, 2, 1024))
+
+
+def tone(hz, seconds=0.5, amplitude=0.5):
+    t = torch.arange(int(44100 * seconds)) / 44100
+    return (amplitude * torch.sin(2 * math.pi * hz * t))[None, None].repeat(1, 2, 1)  # (1, 2, T)
+
+
+def test_semitone_loss_finds_the_note_and_hears_a_semitone():
+    loss = SemitoneLoss()
+    a4 = tone(440.0)
+    power = loss.semitone_power(a4)[0, 0].mean(dim=0)  # (bands,)
+    assert SemitoneLoss.LOW + int(power.argmax()) == 69  # A4 is MIDI note 69
+    for note in range(36, 48):  # the bass octave from C2 (65 Hz): one band per note, although bins are 5.4 Hz apart
+        bass = loss.semitone_power(tone(440 * 2 ** ((note - 69) / 12)))[0, 0].mean(dim=0)
+        assert SemitoneLoss.LOW + int(bass.argmax()) == note
+    assert loss(a4, a4) == 0
+    semitone_off, quieter = loss(tone(440 * 2 ** (1 / 12)), a4), loss(tone(440.0, amplitude=0.4), a4)
+    noise = loss(torch.randn_like(a4) * 0.1, a4)
+    assert quieter < semitone_off < noise  # a wrong note costs more than 2 dB of level, less than noise
+
+
+def test_semitone_loss_joins_the_generator_loss_only_when_weighted():
+    audio = stereo(16384)
+    plain, weighted = tiny_stage(), tiny_stage(semitone_weight=1.0, semitone_fft=4096)
+    assert plain.semitone_loss is None and "semitone" not in plain.training_step(audio, 0)[2]
+    _, loss, numbers = weighted.training_step(audio, 0)
+    assert numbers["semitone"] > 0
+    loss.backward()
+    assert weighted.autoencoder.conv.weight.grad.abs().sum() > 0
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -184,10 +213,10 @@ class DummyAutoencoder(nn.Module):
         return SimpleNamespace(reconstruction=y, kl=(y ** 2).mean() * 0)
 
 
-def tiny_stage(discriminator_start=0):
+def tiny_stage(discriminator_start=0, **losses):
     torch.manual_seed(0)
     config = AutoencoderLossConfig(disc_filters=4, disc_fft_sizes=(512, 256, 128),
-                                   discriminator_start=discriminator_start)
+                                   discriminator_start=discriminator_start, **losses)
     return AutoencoderStage(DummyAutoencoder(), config, generator_optimizer("tiny"),
                             discriminator_optimizer("tiny"))
 

@@ -41,3 +41,25 @@ def test_a_curve_without_its_checkpoint_is_refused(tmp_path):
     curve.write_text('{"points": [{"step": 0}, {"step": 250}]}')
     with pytest.raises(FileNotFoundError, match="cannot continue where the curve ends"):
         campaign.run(segments=1, segment_steps=1, folder=tmp_path / "checkpoints", curve=curve)
+
+
+def test_levers_change_one_thing_of_the_recipe():
+    recipe = campaign.PHASES[-1].recipe
+    assert campaign.LEVERS["same"](recipe) == recipe
+    semitone = campaign.LEVERS["semitone"](recipe)
+    assert semitone.losses.semitone_weight > 0 and recipe.losses.semitone_weight == 0
+    assert semitone.model == recipe.model and semitone.generator == recipe.generator
+    assert campaign.LEVERS["no_adversary"](recipe).losses.discriminator_start > 10 ** 6
+
+
+def test_a_trial_needs_a_known_lever_and_the_campaign_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="unknown lever"):
+        campaign.trial("louder", 1, folder=tmp_path, curve=tmp_path / "curve.json")
+    with pytest.raises(FileNotFoundError, match="no campaign checkpoint"):
+        campaign.trial("semitone", 1, folder=tmp_path, curve=tmp_path / "curve.json")
+
+
+def test_total_cpu_hours_counts_the_trials():
+    curve = {"points": [{"cpu_hours": 0.0}, {"cpu_hours": 1.5}], "trials": [{"cpu_hours": 0.25}, {"cpu_hours": 0.5}]}
+    assert campaign.total_cpu_hours(curve) == pytest.approx(2.25)
+    assert campaign.total_cpu_hours({"points": [{"cpu_hours": 1.0}]}) == 1.0
