@@ -15,7 +15,8 @@ measured as it goes, so that each change of recipe ("lever") can be judged by th
   to its own input minus that to the other inputs: near 0 for outputs without notes, and it moves before
   identification does), band-envelope identification (samod.metrics.input_dependence), STFT / MEL
   distance and SI-SDR (Table 5's metrics), the decoded silence's gap below the music, and a linear probe
-  from latent frames to the input's chroma (does the encoder keep the notes at all?). Each point records
+  from latent frames to the input's chroma (does the encoder keep the notes at all?), and whether steady
+  tones come out on their own pitch (`tone_following`). Each point records
   the steps and the CPU-hours of training so far; the curve is appended to
   figures/autoencoder_campaign.json (plotted by `plot_campaign`).
 
@@ -100,6 +101,46 @@ def frame_comb_share(audio, frame_samples: int = 2048, sample_rate: int = 44100,
     return float(power[near & audible].sum() / total) if total > 0 else 0.0
 
 
+TONE_NOTES = tuple(range(45, 69, 2))  # MIDI notes of the test tones: A2 (110 Hz) to G4 (392 Hz), 12 of them
+
+
+def harmonic_tone(midi: int, seconds: float = 2.0, sample_rate: int = 44100) -> torch.Tensor:
+    """(2, samples) a steady tone of 8 harmonics (amplitudes 0.6^k), peak 0.3."""
+    t = torch.arange(int(seconds * sample_rate), dtype=torch.float64) / sample_rate
+    f0 = 440.0 * 2 ** ((midi - 69) / 12)
+    x = sum(0.6 ** k * torch.sin(2 * torch.pi * f0 * (k + 1) * t) for k in range(8))
+    return (0.3 * x / x.abs().max()).float()[None].repeat(2, 1)
+
+
+def harmonic_share(audio, f0: float, sample_rate: int = 44100, cents: float = 50.0, top_hz: float = 8000.0) -> float:
+    """Share of a clip's energy between 20 Hz and `top_hz` that lies within `cents` of a harmonic of f0 (up to
+    the 8th): near 1 for a tone on f0, about 0.06 at 220 Hz for sound that ignores f0."""
+    mono = np.asarray(audio, dtype=np.float64).mean(axis=0)
+    power = np.abs(np.fft.rfft(mono * np.hanning(len(mono)))) ** 2
+    freqs = np.fft.rfftfreq(len(mono), 1 / sample_rate)
+    audible = (freqs > 20) & (freqs < top_hz)
+    near = np.zeros_like(audible)
+    for k in range(1, 9):
+        near |= np.abs(np.log2(np.maximum(freqs, 1e-9) / (k * f0))) * 1200 <= cents
+    total = power[audible].sum()
+    return float(power[near & audible].sum() / total) if total > 0 else 0.0
+
+
+@torch.no_grad()
+def tone_following(model: Autoencoder) -> dict:
+    """Does the output's pitch follow the input's? Each test tone (TONE_NOTES) is encoded and decoded; the
+    output's energy share on the input's harmonics (`harmonic_share`), against its share on the harmonics of
+    the tone a tritone away (what the same output scores for a pitch it was not given: the chance level).
+    A decoder that plays a fixed set of frequencies whatever the input scores both alike."""
+    own, other = [], []
+    for midi in TONE_NOTES:
+        tone = harmonic_tone(midi)
+        output = model.decode(model.encode(tone[None], sample=False), tone.shape[-1])[0].numpy()
+        own.append(harmonic_share(output, 440.0 * 2 ** ((midi - 69) / 12)))
+        other.append(harmonic_share(output, 440.0 * 2 ** ((midi + 6 - 69) / 12)))
+    return {"tone_following": float(np.mean(own)), "tone_following_chance": float(np.mean(other))}
+
+
 def _clip(record: dict, samples_multiple: int) -> torch.Tensor:
     start = min(EVAL_START, max(record["seconds"] - EVAL_SECONDS, 0))
     audio = torch.from_numpy(load_audio(record["audio_path"], start=start, seconds=EVAL_SECONDS))  # (2, T)
@@ -138,7 +179,8 @@ class Evaluation:
                 "envelope_identification": envelope["identification"],
                 "stft_distance": table5["stft_distance"], "mel_distance": table5["mel_distance"],
                 "si_sdr": table5["si_sdr"], "silence_gap_db": silence_gap_db(silence, outputs),
-                "frame_comb_share": float(np.mean([frame_comb_share(o) for o in outputs])), **probe}
+                "frame_comb_share": float(np.mean([frame_comb_share(o) for o in outputs])), **probe,
+                **tone_following(model)}
 
     def _probe(self, model: Autoencoder, held_out_latents: list[torch.Tensor]) -> dict:
         """A ridge regression from latent frames (posterior means) to the chroma they cover, fitted on

@@ -1,6 +1,7 @@
 """The campaign's measures and bookkeeping (samod/campaign.py); the training itself is the Trainer's, tested elsewhere."""
 import numpy as np
 import pytest
+import torch
 
 from samod import campaign
 
@@ -63,3 +64,23 @@ def test_total_cpu_hours_counts_the_trials():
     curve = {"points": [{"cpu_hours": 0.0}, {"cpu_hours": 1.5}], "trials": [{"cpu_hours": 0.25}, {"cpu_hours": 0.5}]}
     assert campaign.total_cpu_hours(curve) == pytest.approx(2.25)
     assert campaign.total_cpu_hours({"points": [{"cpu_hours": 1.0}]}) == 1.0
+
+
+def test_tone_following_tells_a_pass_through_from_a_fixed_oscillator():
+    class PassThrough(torch.nn.Module):
+        def encode(self, audio, sample=True):
+            return audio
+
+        def decode(self, latents, samples=None):
+            return latents[..., :samples]
+
+    class FixedOscillator(PassThrough):  # plays 603 Hz whatever the input, at the input's level
+        def decode(self, latents, samples=None):
+            t = torch.arange(latents.shape[-1]) / SR
+            return latents.std() * torch.sin(2 * torch.pi * 603 * t)[None, None].repeat(1, 2, 1)[..., :samples]
+
+    passing = campaign.tone_following(PassThrough())
+    assert passing["tone_following"] > 0.95 and passing["tone_following_chance"] < 0.1
+    fixed = campaign.tone_following(FixedOscillator())
+    assert abs(fixed["tone_following"] - fixed["tone_following_chance"]) < 0.2 and fixed["tone_following"] < 0.5
+    assert campaign.harmonic_share(np.zeros((2, 4096)), 220.0) == 0.0
