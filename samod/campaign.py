@@ -55,6 +55,7 @@ class Phase:
     start: int  # campaign step from which this phase's recipe trains
     name: str  # the lever, in a few words
     recipe: AutoencoderRecipe
+    precision: str = "fp32"  # TrainConfig.precision of its steps ("bf16": autocast on the CPU too)
 
 
 def _phases() -> list[Phase]:
@@ -69,8 +70,14 @@ def _phases() -> list[Phase]:
     # `frame_comb_share`); an STFT of 2048 samples or fewer has one bin per harmonic and cannot see the comb,
     # nor tell notes a semitone apart below about 350 Hz. Larger FFTs see both.
     wide = replace(adversary, losses=replace(adversary.losses, stft_fft_sizes=(8192, 4096) + adversary.losses.stft_fft_sizes))
+    # C: reconstruction only, the adversary left for later (RAVE's and SoundStream's order: spectral training
+    # first; adversarial losses are published for realism, not pitch), so that every step trains the
+    # autoencoder. Under bf16 autocast: a trial from step 4000 learned as much per step as float32 did
+    # (the curve's trials) in fewer CPU-seconds.
+    spectral = replace(wide, losses=replace(wide.losses, discriminator_start=10 ** 9))
     return [Phase(0, "adversary from the start (paper's recipe), lr 2.5e-4", adversary),
-            Phase(750, "FFT sizes 8192 and 4096 added to the reconstruction loss", wide)]
+            Phase(750, "FFT sizes 8192 and 4096 added to the reconstruction loss", wide),
+            Phase(4500, "reconstruction only (no adversary), bf16", spectral, precision="bf16")]
 
 
 PHASES = _phases()
@@ -227,7 +234,7 @@ def run(segments: int, segment_steps: int, folder: Path | None = None, curve: Pa
         ledger = folder / "cpu_hours.json"
         cpu_hours = json.loads(ledger.read_text())["cpu_hours"] if ledger.exists() else points[-1]["cpu_hours"]
         started = time.process_time()
-        model, trainer, history = _train(phase.recipe, folder, step + segment_steps, segment_steps)
+        model, trainer, history = _train(phase.recipe, folder, step + segment_steps, segment_steps, phase.precision)
         cpu_hours += (time.process_time() - started) / 3600
         ledger.write_text(json.dumps({"step": trainer.step, "cpu_hours": cpu_hours}) + "\n")
         losses = {k: v for k, v in history[-1].items() if isinstance(v, float)} if history else {}

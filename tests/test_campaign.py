@@ -33,7 +33,7 @@ def test_projection_needs_a_rising_curve():
 def test_phases_start_in_order_and_each_changes_the_recipe():
     starts = [p.start for p in campaign.PHASES]
     assert starts[0] == 0 and starts == sorted(set(starts))
-    assert all(a.recipe != b.recipe for a, b in zip(campaign.PHASES, campaign.PHASES[1:]))
+    assert all((a.recipe, a.precision) != (b.recipe, b.precision) for a, b in zip(campaign.PHASES, campaign.PHASES[1:]))
     assert campaign.phase_at(0) is campaign.PHASES[0] and campaign.phase_at(10 ** 9) is campaign.PHASES[-1]
 
 
