@@ -148,6 +148,33 @@ def tone_following(model: Autoencoder) -> dict:
     return {"tone_following": float(np.mean(own)), "tone_following_chance": float(np.mean(other))}
 
 
+def plot_tone_following(model: Autoencoder, notes_midi: tuple[int, ...] = (45, 52, 57), top_hz: float = 2000.0):
+    """One row per steady tone: the input's spectrum and its reconstruction's, 0 to `top_hz`, with the input's
+    harmonics marked; a decoder that follows pitch moves its peaks with the input's."""
+    import matplotlib.pyplot as plt  # matplotlib: only to plot, never while training
+    fig, axes = plt.subplots(len(notes_midi), 1, figsize=(10, 1.9 * len(notes_midi)), sharex=True)
+    for ax, midi in zip(np.atleast_1d(axes), notes_midi):
+        tone = harmonic_tone(midi)
+        with torch.no_grad():
+            output = model.decode(model.encode(tone[None], sample=False), tone.shape[-1])[0]
+        f0 = 440.0 * 2 ** ((midi - 69) / 12)
+        for audio, label, colour in ((tone, "input", "tab:blue"), (output, "reconstruction", "tab:red")):
+            mono = audio.double().mean(dim=0).numpy()
+            power = np.abs(np.fft.rfft(mono * np.hanning(len(mono)))) ** 2
+            freqs = np.fft.rfftfreq(len(mono), 1 / 44100)
+            keep = freqs <= top_hz
+            ax.plot(freqs[keep], 10 * np.log10(power[keep] / power.max() + 1e-12), color=colour, lw=0.8, label=label)
+        for k in range(1, int(top_hz // f0) + 1):
+            ax.axvline(k * f0, color="grey", ls=":", lw=0.6)
+        ax.set(ylim=(-80, 3), ylabel="dB")
+        ax.set_title(f"MIDI {midi} ({f0:.0f} Hz): share of the output on its harmonics "
+                     f"{harmonic_share(output.numpy(), f0):.2f}", fontsize=9)
+    np.atleast_1d(axes)[0].legend(fontsize=8, loc="upper right")
+    np.atleast_1d(axes)[-1].set_xlabel("Hz (dotted: the input's harmonics)")
+    fig.tight_layout()
+    return fig
+
+
 def _clip(record: dict, samples_multiple: int) -> torch.Tensor:
     start = min(EVAL_START, max(record["seconds"] - EVAL_SECONDS, 0))
     audio = torch.from_numpy(load_audio(record["audio_path"], start=start, seconds=EVAL_SECONDS))  # (2, T)
