@@ -45,12 +45,16 @@ def test_a_curve_without_its_checkpoint_is_refused(tmp_path):
 
 
 def test_levers_change_one_thing_of_the_recipe():
-    recipe = campaign.PHASES[-1].recipe
+    recipe = campaign.PHASES[0].recipe  # no semitone loss, the adversary on
     assert campaign.LEVERS["same"](recipe) == recipe
     semitone = campaign.LEVERS["semitone"](recipe)
-    assert semitone.losses.semitone_weight > 0 and recipe.losses.semitone_weight == 0
+    assert semitone.losses.semitone_weight == 1.0 and recipe.losses.semitone_weight == 0
     assert semitone.model == recipe.model and semitone.generator == recipe.generator
+    assert campaign.LEVERS["semitone_x10"](recipe).losses.semitone_weight == 10.0
     assert campaign.LEVERS["no_adversary"](recipe).losses.discriminator_start > 10 ** 6
+    long = campaign.LEVERS["long_crops"](recipe)
+    assert long.crop_samples * long.batch_size == recipe.crop_samples * recipe.batch_size  # as many samples a step
+    assert campaign.LEVERS["lr_x4"](recipe).generator.lr == 4 * recipe.generator.lr
 
 
 def test_a_trial_needs_a_known_lever_and_the_campaign_checkpoint(tmp_path):
