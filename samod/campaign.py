@@ -82,7 +82,7 @@ def _phases() -> list[Phase]:
     return [Phase(0, "adversary from the start (paper's recipe), lr 2.5e-4", adversary),
             Phase(750, "FFT sizes 8192 and 4096 added to the reconstruction loss", wide),
             Phase(4500, "reconstruction only (no adversary), bf16", spectral, precision="bf16"),
-            Phase(5250, "semitone loss, weight 10", notes_loss, precision="bf16")]
+            Phase(5500, "semitone loss, weight 10", notes_loss, precision="bf16")]
 
 
 PHASES = _phases()
@@ -266,12 +266,16 @@ def run(segments: int, segment_steps: int, folder: Path | None = None, curve: Pa
         phase = phase_at(step)
         # the CPU-hours of the checkpoint's steps, kept beside it: a run stopped after training a segment but
         # before measuring it resumes at a later step than the curve's last point, with those hours counted
+        # (and the phase that trained them: PHASES may have changed since)
         ledger = folder / "cpu_hours.json"
-        cpu_hours = json.loads(ledger.read_text())["cpu_hours"] if ledger.exists() else points[-1]["cpu_hours"]
+        kept = json.loads(ledger.read_text()) if ledger.exists() else {"step": step, "cpu_hours": points[-1]["cpu_hours"]}
+        cpu_hours = kept["cpu_hours"]
+        if kept["step"] >= step + segment_steps:  # the segment was trained before the run stopped
+            phase = next((p for p in PHASES if p.name == kept.get("phase")), phase)
         started = time.process_time()
         model, trainer, history = _train(phase.recipe, folder, step + segment_steps, segment_steps, phase.precision)
         cpu_hours += (time.process_time() - started) / 3600
-        ledger.write_text(json.dumps({"step": trainer.step, "cpu_hours": cpu_hours}) + "\n")
+        ledger.write_text(json.dumps({"step": trainer.step, "cpu_hours": cpu_hours, "phase": phase.name}) + "\n")
         losses = {k: v for k, v in history[-1].items() if isinstance(v, float)} if history else {}
         points.append({"step": trainer.step, "cpu_hours": round(cpu_hours, 4), "phase": phase.name,
                        **evaluation(model.eval()), "losses": losses})
