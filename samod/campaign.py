@@ -93,6 +93,7 @@ LEVERS = {
     "semitone_x10": lambda r: replace(r, losses=replace(r.losses, semitone_weight=10.0)),  # the same, weight 10
     "long_crops": lambda r: replace(r, crop_samples=4 * r.crop_samples, batch_size=max(1, r.batch_size // 4)),  # same samples a step
     "lr_x4": lambda r: replace(r, generator=replace(r.generator, lr=4 * r.generator.lr)),  # 1e-3: the shipped run's start
+    "kl_div10": lambda r: replace(r, losses=replace(r.losses, kl_weight=r.losses.kl_weight / 10)),  # less posterior noise
     "no_adversary": lambda r: replace(r, losses=replace(r.losses, discriminator_start=10 ** 9)),  # every step the generator's
     "same": lambda r: r,  # the phase's own recipe: with another precision, a trial of that alone
 }
@@ -181,6 +182,28 @@ def plot_tone_following(model: Autoencoder, notes_midi: tuple[int, ...] = (45, 5
     np.atleast_1d(axes)[-1].set_xlabel("Hz (dotted: the input's harmonics)")
     fig.tight_layout()
     return fig
+
+
+def training_losses() -> dict:
+    """The reconstruction losses the campaign has trained with, by name: (B, A, T) pairs -> a scalar."""
+    from samod.autoencoder_training import AutoencoderLossConfig, ReconstructionLoss, SemitoneLoss
+    paper = AutoencoderLossConfig()
+    return {"MRSTFT (the paper's)": lambda x, y: ReconstructionLoss(paper)(x, y)[0],
+            "MRSTFT + FFT 8192, 4096 (phase B)": lambda x, y: ReconstructionLoss(
+                replace(paper, stft_fft_sizes=(8192, 4096) + paper.stft_fft_sizes))(x, y)[0],
+            "semitone loss (phase D)": SemitoneLoss()}
+
+
+@torch.no_grad()
+def loss_preferences(references: list[torch.Tensor], outputs: dict[str, list[torch.Tensor]],
+                     losses: dict | None = None) -> dict:
+    """Each loss's value for each kind of output against its reference: {loss: {output kind: [value per song]}}.
+
+    A loss can only teach the notes if it prefers outputs that keep them (the low-pass) to outputs that keep
+    the rhythm without them (`samod.chroma.rhythm_only`); this says which one each loss prefers, song by song."""
+    losses = losses or training_losses()
+    return {name: {kind: [float(loss(o[None, :, : r.shape[-1]], r[None])) for o, r in zip(outs, references)]
+                   for kind, outs in outputs.items()} for name, loss in losses.items()}
 
 
 def _clip(record: dict, samples_multiple: int) -> torch.Tensor:

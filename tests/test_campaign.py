@@ -55,6 +55,7 @@ def test_levers_change_one_thing_of_the_recipe():
     long = campaign.LEVERS["long_crops"](recipe)
     assert long.crop_samples * long.batch_size == recipe.crop_samples * recipe.batch_size  # as many samples a step
     assert campaign.LEVERS["lr_x4"](recipe).generator.lr == 4 * recipe.generator.lr
+    assert campaign.LEVERS["kl_div10"](recipe).losses.kl_weight == pytest.approx(recipe.losses.kl_weight / 10)
 
 
 def test_a_trial_needs_a_known_lever_and_the_campaign_checkpoint(tmp_path):
@@ -88,3 +89,15 @@ def test_tone_following_tells_a_pass_through_from_a_fixed_oscillator():
     fixed = campaign.tone_following(FixedOscillator())
     assert abs(fixed["tone_following"] - fixed["tone_following_chance"]) < 0.2 and fixed["tone_following"] < 0.5
     assert campaign.harmonic_share(np.zeros((2, 4096)), 220.0) == 0.0
+
+
+def test_loss_preferences_ranks_outputs_song_by_song():
+    t = torch.arange(16384) / SR
+    references = [0.3 * torch.sin(2 * torch.pi * f * t)[None].repeat(2, 1) for f in (220.0, 330.0)]
+    outputs = {"same": references, "a semitone up": [0.3 * torch.sin(2 * torch.pi * f * 2 ** (1 / 12) * t)[None].repeat(2, 1)
+                                                     for f in (220.0, 330.0)]}
+    values = campaign.loss_preferences(references, outputs)
+    assert set(values) == set(campaign.training_losses())
+    for name, by_kind in values.items():
+        assert len(by_kind["same"]) == 2
+        assert all(a < b for a, b in zip(by_kind["same"], by_kind["a semitone up"])), name
