@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,7 +39,8 @@ import torch
 from samod import chroma as notes
 from samod.audio import load_audio
 from samod.autoencoder import Autoencoder
-from samod.autoencoder_training import AutoencoderRecipe, AutoencoderStage
+from samod.autoencoder_training import (AutoencoderLossConfig, AutoencoderRecipe, AutoencoderStage, ReconstructionLoss,
+                                      SemitoneLoss)
 from samod.data import SongDataset, read_metadata, split_records
 from samod.metrics import input_dependence, reconstruction_metrics, silence_gap_db
 from samod.profiles import REPO_ROOT, get_profile
@@ -91,6 +93,7 @@ PHASES = _phases()
 LEVERS = {
     "semitone": lambda r: replace(r, losses=replace(r.losses, semitone_weight=1.0)),  # + SemitoneLoss, weight 1
     "semitone_x10": lambda r: replace(r, losses=replace(r.losses, semitone_weight=10.0)),  # the same, weight 10
+    "semitone_x30": lambda r: replace(r, losses=replace(r.losses, semitone_weight=30.0)),  # the same, weight 30
     "long_crops": lambda r: replace(r, crop_samples=4 * r.crop_samples, batch_size=max(1, r.batch_size // 4)),  # same samples a step
     "lr_x4": lambda r: replace(r, generator=replace(r.generator, lr=4 * r.generator.lr)),  # 1e-3: the shipped run's start
     "kl_div10": lambda r: replace(r, losses=replace(r.losses, kl_weight=r.losses.kl_weight / 10)),  # less posterior noise
@@ -186,7 +189,6 @@ def plot_tone_following(model: Autoencoder, notes_midi: tuple[int, ...] = (45, 5
 
 def training_losses() -> dict:
     """The reconstruction losses the campaign has trained with, by name: (B, A, T) pairs -> a scalar."""
-    from samod.autoencoder_training import AutoencoderLossConfig, ReconstructionLoss, SemitoneLoss
     paper = AutoencoderLossConfig()
     return {"MRSTFT (the paper's)": lambda x, y: ReconstructionLoss(paper)(x, y)[0],
             "MRSTFT + FFT 8192, 4096 (phase B)": lambda x, y: ReconstructionLoss(
@@ -314,7 +316,6 @@ def trial(lever: str, steps: int, folder: Path | None = None, curve: Path = CURV
 
     The branch lives in <checkpoint folder>/trials/<lever>_<precision>_from_<step>/; the campaign's checkpoint
     is not touched. Its CPU-hours count towards the campaign's total in `total_cpu_hours`."""
-    import shutil
     profile = get_profile()
     folder = Path(folder) if folder else profile.checkpoint_dir / "autoencoder_campaign"
     if lever not in LEVERS:
