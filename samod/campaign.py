@@ -42,7 +42,7 @@ from samod.autoencoder import Autoencoder
 from samod.autoencoder_training import (AutoencoderLossConfig, AutoencoderRecipe, AutoencoderStage, ReconstructionLoss,
                                       SemitoneLoss)
 from samod.data import SongDataset, read_metadata, split_records
-from samod.metrics import input_dependence, reconstruction_metrics, silence_gap_db
+from samod.metrics import input_dependence, lowpass_baseline, reconstruction_metrics, silence_gap_db
 from samod.profiles import REPO_ROOT, get_profile
 from samod.train import CHECKPOINT_NAME, StepBatches, Trainer, TrainConfig, load_weights
 from samod.weights import load_autoencoder
@@ -249,6 +249,19 @@ class Evaluation:
                 "frame_comb_share": float(np.mean([frame_comb_share(o) for o in outputs])), **probe,
                 **tone_following(model)}
 
+    def stand_ins(self, numbers_per_second: float = 64 * 44100 / 2048) -> dict:
+        """The note measures of the two stand-ins on the same songs: the same-size low-pass (keeps the notes) and
+        the rhythm-only noise (keeps the band envelopes, no notes). A reconstruction holds notes only where it
+        scores above the rhythm-only stand-in; its band envelopes alone carry a little of the chroma."""
+        outputs = {"low-pass": [lowpass_baseline(a, numbers_per_second).float() for a in self.references],
+                   "rhythm only": [torch.as_tensor(notes.rhythm_only(a), dtype=torch.float32) for a in self.references]}
+        measured = {}
+        for name, outs in outputs.items():
+            n = notes.note_measures(self.references, outs, reference_chromas=self.reference_chroma)
+            measured[name] = {"chroma_identification": n["chroma_identification"],
+                              "chroma_margin": n["own_similarity"] - n["other_similarity"]}
+        return measured
+
     def _probe(self, model: Autoencoder, held_out_latents: list[torch.Tensor]) -> dict:
         """A ridge regression from latent frames (posterior means) to the chroma they cover, fitted on
         training songs; its predictions for the held-out songs identified as `note_measures` does."""
@@ -281,11 +294,12 @@ def run(segments: int, segment_steps: int, folder: Path | None = None, curve: Pa
             f"--curve NEW.json (adjust PHASES so that its first phase is the recipe to continue with)")
     evaluation = Evaluation()
     inputs_comb = float(np.mean([frame_comb_share(a) for a in evaluation.references]))
+    stand_ins = evaluation.stand_ins()
     if not points or "frame_comb_share" not in points[0]:  # the starting point: the shipped weights
         start = {"step": 0, "cpu_hours": 0.0, "phase": "shipped reference weights",
                  **evaluation(load_autoencoder(source="reference"))}
         points = [start] + points[1:]
-        _write(curve, points, inputs_comb)
+        _write(curve, points, inputs_comb, stand_ins)
     for _ in range(segments):
         step = points[-1]["step"]
         phase = phase_at(step)
@@ -304,7 +318,7 @@ def run(segments: int, segment_steps: int, folder: Path | None = None, curve: Pa
         losses = {k: v for k, v in history[-1].items() if isinstance(v, float)} if history else {}
         points.append({"step": trainer.step, "cpu_hours": round(cpu_hours, 4), "phase": phase.name,
                        **evaluation(model.eval()), "losses": losses})
-        _write(curve, points, inputs_comb)
+        _write(curve, points, inputs_comb, stand_ins)
         print(json.dumps({k: v for k, v in points[-1].items() if k != "losses"}), flush=True)
     return points
 
@@ -395,6 +409,10 @@ def plot_campaign(curve: dict):
                        ("envelope_identification", "band-envelope identification (rhythm)")):
         left.plot(hours, [p[key] for p in points], "o-", label=label)
     left.axhline(curve["chance"], color="grey", ls=":", label="chance")
+    rhythm = curve.get("stand_ins", {}).get("rhythm only")
+    if rhythm:  # what band envelopes alone score: above it, a reconstruction holds notes
+        left.axhline(rhythm["chroma_identification"], color="tab:brown", ls="-.", lw=0.8, label="rhythm-only stand-in (no notes)")
+        right.axhline(rhythm["chroma_margin"], color="tab:brown", ls="-.", lw=0.8, label="its chroma margin (no notes)")
     left.axhline(notes.KEEPS_NOTES, color="green", ls="--", lw=0.8, label="target for notes")
     left.set(xlabel="CPU-hours of training (one thread)", ylabel="share of 16 held-out songs", ylim=(-0.03, 1.03))
     left.legend(fontsize=7, loc="center right")
@@ -415,10 +433,10 @@ def plot_campaign(curve: dict):
     return fig
 
 
-def _write(curve: Path, points: list[dict], inputs_comb: float) -> None:
+def _write(curve: Path, points: list[dict], inputs_comb: float, stand_ins: dict) -> None:
     text = {"protocol": f"{EVAL_SONGS} held-out songs, {EVAL_SECONDS:.0f} s from {EVAL_START:.0f} s, EMA weights; "
                         f"latent chroma probe fitted on {PROBE_SONGS} training songs",
-            "chance": 1 / EVAL_SONGS, "inputs_frame_comb_share": inputs_comb,
+            "chance": 1 / EVAL_SONGS, "inputs_frame_comb_share": inputs_comb, "stand_ins": stand_ins,
             "phases": [{"start": p.start, "name": p.name} for p in PHASES], "points": points,
             "trials": json.loads(curve.read_text()).get("trials", []) if curve.exists() else []}
     curve.write_text(json.dumps(text, indent=1) + "\n")

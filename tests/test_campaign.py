@@ -101,3 +101,15 @@ def test_loss_preferences_ranks_outputs_song_by_song():
     for name, by_kind in values.items():
         assert len(by_kind["same"]) == 2
         assert all(a < b for a, b in zip(by_kind["same"], by_kind["a semitone up"])), name
+
+
+def test_the_plot_draws_the_rhythm_only_level_when_the_curve_has_it():
+    import matplotlib
+    matplotlib.use("Agg")
+    point = {"step": 0, "cpu_hours": 0.0, "chroma_identification": 0.0625, "probe_identification": 0.0625,
+             "envelope_identification": 1.0, "chroma_motion": 0.3, "silence_gap_db": 50.0, "chroma_margin": 0.0}
+    curve = {"chance": 1 / 16, "points": [point, dict(point, step=250, cpu_hours=0.1)],
+             "stand_ins": {"rhythm only": {"chroma_identification": 0.19, "chroma_margin": 0.02}}}
+    fig = campaign.plot_campaign(curve)
+    labels = [line.get_label() for ax in fig.axes for line in ax.get_lines()]
+    assert "rhythm-only stand-in (no notes)" in labels and "its chroma margin (no notes)" in labels
