@@ -249,10 +249,12 @@ class Evaluation:
                 "frame_comb_share": float(np.mean([frame_comb_share(o) for o in outputs])), **probe,
                 **tone_following(model)}
 
-    def stand_ins(self, numbers_per_second: float = 64 * 44100 / 2048) -> dict:
+    def stand_ins(self) -> dict:
         """The note measures of the two stand-ins on the same songs: the same-size low-pass (keeps the notes) and
         the rhythm-only noise (keeps the band envelopes, no notes). A reconstruction holds notes only where it
         scores above the rhythm-only stand-in; its band envelopes alone carry a little of the chroma."""
+        model = PHASES[0].recipe.model
+        numbers_per_second = model.latent_dim * model.latent_rate  # what a latent holds, as Table 5's low-pass
         outputs = {"low-pass": [lowpass_baseline(a, numbers_per_second).float() for a in self.references],
                    "rhythm only": [torch.as_tensor(notes.rhythm_only(a), dtype=torch.float32) for a in self.references]}
         measured = {}
