@@ -402,40 +402,61 @@ def projection(points: list[dict], target: float = notes.KEEPS_NOTES) -> dict:
     slope, intercept = np.polyfit(x, [p["chroma_identification"] for p in rising], 1)
     if slope <= 0:
         return {"cpu_hours": None, "why": "chroma identification is not rising with CPU time"}
-    return {"cpu_hours": float(np.exp((target - intercept) / slope)), "why": "log-linear fit of the points above chance"}
+    hours = float(np.exp((target - intercept) / slope))
+    if hours > 100 * points[-1]["cpu_hours"]:
+        return {"cpu_hours": None, "why": f"the trend is too weak to extrapolate: the log-linear fit of the points above "
+                                          f"chance reaches {target} only after {hours:.1e} CPU-hours"}
+    return {"cpu_hours": hours, "why": "log-linear fit of the points above chance"}
 
 
 def plot_campaign(curve: dict):
-    """The campaign's curve: the identification measures (left) and the level measures (right) against CPU-hours."""
+    """The campaign's curve against CPU-hours: the identification measures (left), the chroma margin beside the
+    rhythm-only stand-in's (middle), the level measures (right); a dotted line where a phase begins."""
     import matplotlib.pyplot as plt  # matplotlib: only to plot, never while training
     points = curve["points"]
     hours = [p["cpu_hours"] for p in points]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 3.9))
     for key, label in (("chroma_identification", "chroma identification (notes)"),
                        ("probe_identification", "latent chroma probe (encoder keeps notes?)"),
                        ("envelope_identification", "band-envelope identification (rhythm)")):
-        left.plot(hours, [p[key] for p in points], "o-", label=label)
+        left.plot(hours, [p[key] for p in points], "o-", ms=3, label=label)
     left.axhline(curve["chance"], color="grey", ls=":", label="chance")
-    rhythm = curve.get("stand_ins", {}).get("rhythm only")
+    stand_ins = curve.get("stand_ins", {})
+    rhythm, lowpass = stand_ins.get("rhythm only"), stand_ins.get("low-pass")
     if rhythm:  # what band envelopes alone score: above it, a reconstruction holds notes
-        left.axhline(rhythm["chroma_identification"], color="tab:brown", ls="-.", lw=0.8, label="rhythm-only stand-in (no notes)")
-        right.axhline(rhythm["chroma_margin"], color="tab:brown", ls="-.", lw=0.8, label="its chroma margin (no notes)")
+        left.axhline(rhythm["chroma_identification"], color="tab:brown", ls="-.", lw=0.8,
+                     label="rhythm-only stand-in's chroma identification")
     left.axhline(notes.KEEPS_NOTES, color="green", ls="--", lw=0.8, label="target for notes")
-    left.set(xlabel="CPU-hours of training (one thread)", ylabel="share of 16 held-out songs", ylim=(-0.03, 1.03))
+    left.set(ylabel="share of 16 held-out songs", ylim=(-0.03, 1.03))
     left.legend(fontsize=7, loc="center right")
-    right.plot(hours, [p["chroma_motion"] for p in points], "o-", label="chroma motion (1 = as in the input)")
-    for key, marker, label in (("frame_comb_share", "^-", "energy on the frame rate's harmonics"),
-                               ("chroma_margin", "d-", "chroma margin (own minus other inputs)")):
-        measured = [(h, p[key]) for h, p in zip(hours, points) if key in p]  # measures added as the campaign went
-        if measured:
-            right.plot(*zip(*measured), marker, label=label)
-    right.set(xlabel="CPU-hours of training (one thread)", ylabel="share")
+    measured = [(h, p["chroma_margin"]) for h, p in zip(hours, points) if "chroma_margin" in p]  # added later
+    if measured:
+        middle.plot(*zip(*measured), "d-", ms=3, color="tab:purple", label="reconstructions")
+    if rhythm:
+        middle.axhline(rhythm["chroma_margin"], color="tab:brown", ls="-.", lw=0.8, label="rhythm-only stand-in (no notes)")
+    middle.axhline(0, color="grey", ls=":", lw=0.8)
+    title = "chroma margin: own input minus the others"
+    middle.set(title=title + (f"\n(the same-size low-pass: {lowpass['chroma_margin']:+.2f})" if lowpass else ""),
+               ylabel="chroma similarity")
+    middle.title.set_fontsize(9)
+    middle.legend(fontsize=7, loc="upper left")
+    right.plot(hours, [p["chroma_motion"] for p in points], "o-", ms=3, label="chroma motion (1 = as in the input)")
+    combed = [(h, p["frame_comb_share"]) for h, p in zip(hours, points) if "frame_comb_share" in p]
+    if combed:
+        right.plot(*zip(*combed), "^-", ms=3, label="energy on the frame rate's harmonics")
+    right.set(ylabel="share", ylim=(-0.03, 1.03))
     twin = right.twinx()
-    twin.plot(hours, [p["silence_gap_db"] for p in points], "s--", color="tab:red", label="decoded silence below music")
+    twin.plot(hours, [p["silence_gap_db"] for p in points], "s--", ms=3, color="tab:red", label="decoded silence below music")
     twin.set_ylabel("dB")
     right.legend(fontsize=7, loc="upper left"), twin.legend(fontsize=7, loc="lower right")
-    steps = points[-1]["step"]
-    fig.suptitle(f"The tiny autoencoder's campaign: {steps} steps, {hours[-1]:.1f} CPU-hours so far")
+    starts = {p.get("phase"): h for h, p in reversed(list(zip(hours, points)))}  # each phase's first point
+    for ax in (left, middle, right):
+        ax.set_xlabel("CPU-hours of training (one thread)")
+        for phase in curve.get("phases", [])[1:]:
+            if phase["name"] in starts:
+                ax.axvline(starts[phase["name"]], color="grey", lw=0.5, ls=":")
+    fig.suptitle(f"The tiny autoencoder's campaign: {points[-1]['step']} steps, {hours[-1]:.1f} CPU-hours so far "
+                 f"(dotted verticals: a new phase)")
     fig.tight_layout()
     return fig
 

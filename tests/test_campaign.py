@@ -26,6 +26,8 @@ def test_projection_needs_a_rising_curve():
     rising = [{"cpu_hours": h, "chroma_identification": c} for h, c in ((1.0, 0.2), (2.0, 0.3), (4.0, 0.4))]
     hours = campaign.projection(rising)["cpu_hours"]  # +0.1 per doubling: 0.8 is 4 doublings past 0.4
     assert hours == pytest.approx(64.0, rel=1e-6)
+    creeping = [{"cpu_hours": h, "chroma_identification": c} for h, c in ((1.0, 0.10), (2.0, 0.101))]
+    assert campaign.projection(creeping)["cpu_hours"] is None  # 0.8 only after ~10^200 hours: said, not returned
     falling = [{"cpu_hours": h, "chroma_identification": c} for h, c in ((1.0, 0.4), (2.0, 0.2))]
     assert campaign.projection(falling)["cpu_hours"] is None
 
@@ -112,4 +114,4 @@ def test_the_plot_draws_the_rhythm_only_level_when_the_curve_has_it():
              "stand_ins": {"rhythm only": {"chroma_identification": 0.19, "chroma_margin": 0.02}}}
     fig = campaign.plot_campaign(curve)
     labels = [line.get_label() for ax in fig.axes for line in ax.get_lines()]
-    assert "rhythm-only stand-in (no notes)" in labels and "its chroma margin (no notes)" in labels
+    assert "rhythm-only stand-in's chroma identification" in labels and "rhythm-only stand-in (no notes)" in labels
