@@ -30,11 +30,13 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 
 from samod import chroma as notes
 from samod.audio import load_audio
@@ -45,9 +47,10 @@ from samod.data import SongDataset, read_metadata, split_records
 from samod.metrics import input_dependence, lowpass_baseline, reconstruction_metrics, silence_gap_db
 from samod.profiles import REPO_ROOT, get_profile
 from samod.train import CHECKPOINT_NAME, StepBatches, Trainer, TrainConfig, load_weights
-from samod.weights import load_autoencoder
+from samod.weights import load_autoencoder, provenance, reference_file, run_facts, save_reference
 
 CURVE = REPO_ROOT / "figures" / "autoencoder_campaign.json"
+EXPORT = "autoencoder_campaign"  # samod/weights/<profile>/autoencoder_campaign.safetensors: the campaign's last exported weights
 EVAL_SONGS, EVAL_SECONDS, EVAL_START = 16, 10.0, 5.0  # the issue's protocol: 16 held-out songs, 10 s from 5 s
 PROBE_SONGS = 32  # training songs the latent chroma probe is fitted on
 
@@ -294,6 +297,12 @@ def run(segments: int, segment_steps: int, folder: Path | None = None, curve: Pa
     folder.mkdir(parents=True, exist_ok=True)
     points = json.loads(curve.read_text())["points"] if curve.exists() else []
     if points and points[-1]["step"] > 0 and not (folder / CHECKPOINT_NAME).exists():
+        exported = reference_file(EXPORT, profile)
+        if exported.exists() and provenance(EXPORT, profile)["step"] == points[-1]["step"]:
+            print(f"no checkpoint in {folder}: continuing from the exported weights {exported.name} "
+                  f"(step {points[-1]['step']}) with fresh optimizers", flush=True)
+            _seed_from_export(folder, points[-1]["step"])
+    if points and points[-1]["step"] > 0 and not (folder / CHECKPOINT_NAME).exists():
         raise FileNotFoundError(
             f"{curve} records {points[-1]['step']} campaign steps, but their checkpoint {folder / CHECKPOINT_NAME} "
             f"is not there (a new machine, or another SAMOD_HOME): the run cannot continue where the curve ends. "
@@ -367,7 +376,7 @@ def total_cpu_hours(curve: dict) -> float:
 
 
 def _checkpoint_step(path: Path) -> int:
-    from safetensors import safe_open  # the Trainer's checkpoint keeps its step in the file's metadata
+    """The step of a Trainer checkpoint, from the file's metadata."""
     with safe_open(str(path), "pt") as f:
         return json.loads(f.metadata()["samod"])["step"]
 
@@ -388,6 +397,41 @@ def _train(recipe: AutoencoderRecipe, folder: Path, until: int, checkpoint_every
     history = trainer.fit(lambda s: batches(s)["audio"])
     model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True))
     return model, trainer, history
+
+
+def export(folder: Path | None = None, curve: Path = CURVE) -> Path:
+    """Write the campaign checkpoint's EMA weights (float16) with their provenance and measures to
+    samod/weights/<profile>/autoencoder_campaign.*: what a fresh machine continues from, and what notebook 01
+    plays. The curve's last point must be this checkpoint's step (measure before exporting). The shipped
+    reference autoencoder is not replaced: CLAP and the DiT were trained on its latents."""
+    profile = get_profile()
+    folder = Path(folder) if folder else profile.checkpoint_dir / "autoencoder_campaign"
+    step = _checkpoint_step(folder / CHECKPOINT_NAME)
+    text = json.loads(curve.read_text())
+    point = text["points"][-1]
+    if point["step"] != step:
+        raise ValueError(f"the checkpoint is at step {step} but the curve's last point at {point['step']}: "
+                         f"run a segment (`python -m samod.campaign`) so that the weights are measured first")
+    info = {"stage": EXPORT, "profile": profile.name, **run_facts(), "step": step, "cpu_hours": point["cpu_hours"],
+            "cpu_hours_with_trials": total_cpu_hours(text), "phase": point["phase"],
+            "recipe": json.loads(json.dumps(asdict(phase_at(step - 1).recipe))), "weights": "EMA, float16",
+            "started_from": "the shipped reference autoencoder (autoencoder.safetensors)",
+            "final": {k: v for k, v in point.items() if k != "losses"}}
+    return save_reference(EXPORT, load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True), info, profile)
+
+
+def _seed_from_export(folder: Path, step: int) -> None:
+    """A checkpoint at `step` holding the exported weights (and fresh optimizers): how a machine without the
+    campaign's checkpoint continues the curve."""
+    recipe = phase_at(step).recipe
+    model = load_autoencoder(source="reference")
+    model.load_state_dict({k: v.float() for k, v in load_file(str(reference_file(EXPORT))).items()})
+    stage = AutoencoderStage(model.train(), recipe.losses, recipe.generator, recipe.discriminator, recipe.gain_db,
+                             recipe.train_biases)
+    trainer = Trainer(stage, TrainConfig(steps=step, ema_decay=recipe.ema_decay, progress=False), folder)
+    trainer.step = step
+    folder.mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(folder / CHECKPOINT_NAME)
 
 
 def projection(points: list[dict], target: float = notes.KEEPS_NOTES) -> dict:
@@ -480,8 +524,12 @@ if __name__ == "__main__":
                         help="instead of continuing: branch off the checkpoint with this lever (see LEVERS)")
     parser.add_argument("--steps", type=int, default=500, help="a trial's steps")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="a trial's precision")
+    parser.add_argument("--export", action="store_true",
+                        help="instead of training: write the checkpoint's weights to samod/weights/<profile>/")
     args = parser.parse_args()
-    if args.trial:
+    if args.export:
+        print(export(args.folder, args.curve))
+    elif args.trial:
         print(json.dumps(trial(args.trial, args.steps, args.folder, args.curve, args.precision)))
     else:
         run(args.segments, args.segment_steps, args.folder, args.curve)

@@ -1,4 +1,6 @@
 """The campaign's measures and bookkeeping (samod/campaign.py); the training itself is the Trainer's, tested elsewhere."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -115,3 +117,37 @@ def test_the_plot_draws_the_rhythm_only_level_when_the_curve_has_it():
     fig = campaign.plot_campaign(curve)
     labels = [line.get_label() for ax in fig.axes for line in ax.get_lines()]
     assert "rhythm-only stand-in's chroma identification" in labels and "rhythm-only stand-in (no notes)" in labels
+
+
+def test_export_writes_the_measured_checkpoint_and_a_new_machine_continues_from_it(tmp_path, monkeypatch):
+    import shutil
+
+    from samod import weights
+    from samod.train import CHECKPOINT_NAME, load_weights
+    tiny = tmp_path / "weights" / "tiny"
+    tiny.mkdir(parents=True)
+    for suffix in (".safetensors", ".json"):  # the shipped autoencoder, which the campaign starts from
+        shutil.copy(weights.reference_file("autoencoder", weights.get_profile("tiny")).with_suffix(suffix), tiny)
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setenv("SAMOD_PROFILE", "tiny")
+    state = weights.load_reference("autoencoder")
+    name = next(k for k, v in state.items() if v.numel() > 1)
+    state[name] = state[name] * 1.5  # weights that differ from the shipped ones
+    weights.save_reference(campaign.EXPORT, state, {"step": 250})
+
+    folder = tmp_path / "checkpoints"
+    campaign._seed_from_export(folder, 250)  # what run() does on a machine without the checkpoint
+    assert campaign._checkpoint_step(folder / CHECKPOINT_NAME) == 250
+    seeded = load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True)
+    assert torch.allclose(seeded[name], state[name].half().float())
+
+    curve = tmp_path / "curve.json"
+    curve.write_text(json.dumps({"points": [{"step": 0, "cpu_hours": 0.0}, {"step": 200, "cpu_hours": 0.1}]}))
+    with pytest.raises(ValueError, match="measured first"):
+        campaign.export(folder, curve)
+    curve.write_text(json.dumps({"points": [{"step": 0, "cpu_hours": 0.0},
+                                            {"step": 250, "cpu_hours": 0.1, "phase": "x", "chroma_identification": 0.5}]}))
+    path = campaign.export(folder, curve)
+    info = weights.provenance(campaign.EXPORT)
+    assert path.parent == tiny and info["step"] == 250 and info["final"]["chroma_identification"] == 0.5
+    assert torch.allclose(weights.load_reference(campaign.EXPORT)[name], state[name].half().float())
