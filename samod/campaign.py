@@ -231,24 +231,31 @@ def _latent_chroma(chromagram: np.ndarray, frames: int) -> np.ndarray:
 class Evaluation:
     """The campaign's measurements of one autoencoder; the inputs' chromas are computed once."""
 
-    def __init__(self, multiple: int = 2048):
+    def __init__(self, multiple: int = 2048, probe: bool = True):
         profile = get_profile()
         training, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
         self.references = [_clip(r, multiple) for r in held_out[:EVAL_SONGS]]
-        self.probe_clips = [_clip(r, multiple) for r in training[:PROBE_SONGS]]
         self.reference_chroma = [notes.chroma(a) for a in self.references]
+        self.probe_clips = [_clip(r, multiple) for r in training[:PROBE_SONGS]] if probe else []
         self.probe_chroma = [notes.chroma(a) for a in self.probe_clips]
+
+    @torch.no_grad()
+    def reconstruct(self, model: Autoencoder, generator: torch.Generator | None = None):
+        """The held-out songs' latents (posterior samples drawn with `generator`, by default one seeded 0) and their
+        decodings: (latents, outputs), lists of (D, L) and (2, T) tensors."""
+        generator = generator or torch.Generator().manual_seed(0)
+        latents = [model.encode(a[None], generator=generator)[0] for a in self.references]  # (D, L) each
+        return latents, [model.decode(z[None], a.shape[-1])[0] for z, a in zip(latents, self.references)]
 
     @torch.no_grad()
     def __call__(self, model: Autoencoder) -> dict:
         generator = torch.Generator().manual_seed(0)
-        latents = [model.encode(a[None], generator=generator)[0] for a in self.references]  # (D, L) each
-        outputs = [model.decode(z[None], a.shape[-1])[0] for z, a in zip(latents, self.references)]
+        latents, outputs = self.reconstruct(model, generator)
         silence = model(torch.zeros_like(self.references[0])[None], generator=generator).reconstruction[0]
-        n = notes.note_measures(self.references, outputs)
+        n = notes.note_measures(self.references, outputs, reference_chromas=self.reference_chroma)
         table5 = reconstruction_metrics(self.references, outputs, progress=False)
         envelope = input_dependence(self.references, outputs)
-        probe = self._probe(model, latents)
+        probe = self._probe(model, latents) if self.probe_clips else {}
         return {"chroma_identification": n["chroma_identification"], "chroma_motion": n["chroma_motion"],
                 "chroma_margin": n["own_similarity"] - n["other_similarity"],
                 "envelope_identification": envelope["identification"],
@@ -420,13 +427,21 @@ def export(folder: Path | None = None, curve: Path = CURVE) -> Path:
     return save_reference(EXPORT, load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True), info, profile)
 
 
+def load_exported(profile=None) -> Autoencoder | None:
+    """The campaign's exported autoencoder (EMA weights, eval mode), or None when none was exported."""
+    path = reference_file(EXPORT, profile)
+    if not path.exists():
+        return None
+    model = load_autoencoder(profile, source="reference")
+    model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    return model.eval()
+
+
 def _seed_from_export(folder: Path, step: int) -> None:
     """A checkpoint at `step` holding the exported weights (and fresh optimizers): how a machine without the
     campaign's checkpoint continues the curve."""
     recipe = phase_at(step).recipe
-    model = load_autoencoder(source="reference")
-    model.load_state_dict({k: v.float() for k, v in load_file(str(reference_file(EXPORT))).items()})
-    stage = AutoencoderStage(model.train(), recipe.losses, recipe.generator, recipe.discriminator, recipe.gain_db,
+    stage = AutoencoderStage(load_exported().train(), recipe.losses, recipe.generator, recipe.discriminator, recipe.gain_db,
                              recipe.train_biases)
     trainer = Trainer(stage, TrainConfig(steps=step, ema_decay=recipe.ema_decay, progress=False), folder)
     trainer.step = step
@@ -483,7 +498,8 @@ def plot_campaign(curve: dict):
     middle.set(title=title + (f"\n(the same-size low-pass: {lowpass['chroma_margin']:+.2f})" if lowpass else ""),
                ylabel="chroma similarity")
     middle.title.set_fontsize(9)
-    middle.legend(fontsize=7, loc="upper left")
+    if middle.get_legend_handles_labels()[0]:
+        middle.legend(fontsize=7, loc="upper left")
     right.plot(hours, [p["chroma_motion"] for p in points], "o-", ms=3, label="chroma motion (1 = as in the input)")
     combed = [(h, p["frame_comb_share"]) for h, p in zip(hours, points) if "frame_comb_share" in p]
     if combed:
