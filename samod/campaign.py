@@ -487,7 +487,7 @@ def plot_campaign(curve: dict):
                      label="rhythm-only stand-in's chroma identification")
     left.axhline(notes.KEEPS_NOTES, color="green", ls="--", lw=0.8, label="target for notes")
     left.set(ylabel="share of 16 held-out songs", ylim=(-0.03, 1.03))
-    left.legend(fontsize=7, loc="center right")
+    left.legend(fontsize=7, loc="center left")
     measured = [(h, p["chroma_margin"]) for h, p in zip(hours, points) if "chroma_margin" in p]  # added later
     if measured:
         middle.plot(*zip(*measured), "d-", ms=3, color="tab:purple", label="reconstructions")
@@ -522,7 +522,7 @@ def plot_campaign(curve: dict):
 
 
 def _write(curve: Path, points: list[dict], inputs_comb: float, stand_ins: dict) -> None:
-    text = {"protocol": f"{EVAL_SONGS} held-out songs, {EVAL_SECONDS:.0f} s from {EVAL_START:.0f} s, EMA weights; "
+    text = {"profile": get_profile().name, "protocol": f"{EVAL_SONGS} held-out songs, {EVAL_SECONDS:.0f} s from {EVAL_START:.0f} s, EMA weights; "
                         f"latent chroma probe fitted on {PROBE_SONGS} training songs",
             "chance": 1 / EVAL_SONGS, "inputs_frame_comb_share": inputs_comb, "stand_ins": stand_ins,
             "phases": [{"start": p.start, "name": p.name} for p in PHASES], "points": points,

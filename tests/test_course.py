@@ -101,3 +101,12 @@ def test_the_course_guide_lists_the_measured_reading_time_of_every_notebook():
     wrong = {name: (listed[name], round(m)) for name, m in measured.items()
              if abs(listed[name] - m) > max(1.0, 0.1 * m)}
     assert not wrong, f"reading minutes in notebooks/README.md (listed, measured): {wrong}"
+
+
+def test_the_campaign_sentence_comes_from_the_committed_curve_whatever_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAMOD_FIGURES", str(tmp_path))  # a run of its own, without the campaign's curve
+    sentences, source = measured_facts("01", get_profile("tiny"))
+    curve = json.loads((REFERENCE_FIGURES / "autoencoder_campaign.json").read_text())
+    assert f"{curve['points'][-1]['step']} steps more" in sentences[-1]
+    assert "autoencoder_campaign.json in figures/" in source
+    assert measured_facts("01", get_profile("small")) == ([], "")  # the curve is the tiny profile's
