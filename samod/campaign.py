@@ -305,7 +305,7 @@ def run(segments: int, segment_steps: int, folder: Path | None = None, curve: Pa
     points = json.loads(curve.read_text())["points"] if curve.exists() else []
     if points and points[-1]["step"] > 0 and not (folder / CHECKPOINT_NAME).exists():
         exported = reference_file(EXPORT, profile)
-        if exported.exists() and provenance(EXPORT, profile)["step"] == points[-1]["step"]:
+        if exported.exists() and provenance(EXPORT, profile)["steps"] == points[-1]["step"]:
             print(f"no checkpoint in {folder}: continuing from the exported weights {exported.name} "
                   f"(step {points[-1]['step']}) with fresh optimizers", flush=True)
             _seed_from_export(folder, points[-1]["step"])
@@ -419,12 +419,27 @@ def export(folder: Path | None = None, curve: Path = CURVE) -> Path:
     if point["step"] != step:
         raise ValueError(f"the checkpoint is at step {step} but the curve's last point at {point['step']}: "
                          f"run a segment (`python -m samod.campaign`) so that the weights are measured first")
-    info = {"stage": EXPORT, "profile": profile.name, **run_facts(), "step": step, "cpu_hours": point["cpu_hours"],
-            "cpu_hours_with_trials": total_cpu_hours(text), "phase": point["phase"],
-            "recipe": json.loads(json.dumps(asdict(phase_at(step - 1).recipe))), "weights": "EMA, float16",
+    return save_reference(EXPORT, load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True),
+                          export_provenance(text), profile)
+
+
+def export_provenance(curve: dict) -> dict:
+    """The provenance of weights exported at the curve's last point, in the shipped weights' schema (commit,
+    command, seed, steps, audio_hours, wall_minutes, hardware, final, curve) plus the campaign's own numbers.
+    Steps count the campaign's, on top of the shipped autoencoder's; the campaign keeps CPU-hours, not wall time."""
+    profile = get_profile()
+    point = curve["points"][-1]
+    step = point["step"]
+    recipe = phase_at(step - 1).recipe
+    measured = lambda p: {k: v for k, v in p.items() if k != "losses"}
+    return {"stage": EXPORT, "profile": profile.name, **run_facts(),
+            "command": "python -m samod.campaign --segments N (the phases of samod/campaign.py), then --export",
+            "seed": profile.seed, "steps": step,
+            "audio_hours": step * recipe.batch_size * recipe.crop_samples / recipe.model.sample_rate / 3600,
+            "wall_minutes": None, "cpu_hours": point["cpu_hours"], "cpu_hours_with_trials": total_cpu_hours(curve),
+            "phase": point["phase"], "recipe": json.loads(json.dumps(asdict(recipe))), "weights": "EMA, float16",
             "started_from": "the shipped reference autoencoder (autoencoder.safetensors)",
-            "final": {k: v for k, v in point.items() if k != "losses"}}
-    return save_reference(EXPORT, load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True), info, profile)
+            "final": measured(point), "curve": [measured(p) for p in curve["points"]]}
 
 
 def load_exported(profile=None) -> Autoencoder | None:

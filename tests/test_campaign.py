@@ -149,5 +149,5 @@ def test_export_writes_the_measured_checkpoint_and_a_new_machine_continues_from_
                                             {"step": 250, "cpu_hours": 0.1, "phase": "x", "chroma_identification": 0.5}]}))
     path = campaign.export(folder, curve)
     info = weights.provenance(campaign.EXPORT)
-    assert path.parent == tiny and info["step"] == 250 and info["final"]["chroma_identification"] == 0.5
+    assert path.parent == tiny and info["steps"] == 250 and info["final"]["chroma_identification"] == 0.5
     assert torch.allclose(weights.load_reference(campaign.EXPORT)[name], state[name].half().float())
