@@ -35,8 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
 
 from samod import chroma as notes
 from samod.audio import load_audio
@@ -46,8 +44,8 @@ from samod.autoencoder_training import (AutoencoderLossConfig, AutoencoderRecipe
 from samod.data import SongDataset, read_metadata, split_records
 from samod.metrics import input_dependence, lowpass_baseline, reconstruction_metrics, silence_gap_db
 from samod.profiles import REPO_ROOT, get_profile
-from samod.train import CHECKPOINT_NAME, StepBatches, Trainer, TrainConfig, load_weights
-from samod.weights import load_autoencoder, provenance, reference_file, run_facts, save_reference
+from samod.train import CHECKPOINT_NAME, StepBatches, Trainer, TrainConfig, load_weights, read_checkpoint_metadata
+from samod.weights import load_autoencoder, load_reference, provenance, reference_file, run_facts, save_reference
 
 CURVE = REPO_ROOT / "figures" / "autoencoder_campaign.json"
 EXPORT = "autoencoder_campaign"  # samod/weights/<profile>/autoencoder_campaign.safetensors: the campaign's last exported weights
@@ -198,9 +196,10 @@ def plot_tone_following(model: Autoencoder, notes_midi: tuple[int, ...] = (45, 5
 def training_losses() -> dict:
     """The reconstruction losses the campaign has trained with, by name: (B, A, T) pairs -> a scalar."""
     paper = AutoencoderLossConfig()
-    return {"MRSTFT (the paper's)": lambda x, y: ReconstructionLoss(paper)(x, y)[0],
-            "MRSTFT + FFT 8192, 4096 (phase B)": lambda x, y: ReconstructionLoss(
-                replace(paper, stft_fft_sizes=(8192, 4096) + paper.stft_fft_sizes))(x, y)[0],
+    mrstft = ReconstructionLoss(paper)  # built once: the filter taps and windows serve every call
+    wide = ReconstructionLoss(replace(paper, stft_fft_sizes=(8192, 4096) + paper.stft_fft_sizes))
+    return {"MRSTFT (the paper's)": lambda x, y: mrstft(x, y)[0],
+            "MRSTFT + FFT 8192, 4096 (phase B)": lambda x, y: wide(x, y)[0],
             "semitone loss (phase D)": SemitoneLoss()}
 
 
@@ -384,8 +383,7 @@ def total_cpu_hours(curve: dict) -> float:
 
 def _checkpoint_step(path: Path) -> int:
     """The step of a Trainer checkpoint, from the file's metadata."""
-    with safe_open(str(path), "pt") as f:
-        return json.loads(f.metadata()["samod"])["step"]
+    return read_checkpoint_metadata(path)["step"]
 
 
 def _train(recipe: AutoencoderRecipe, folder: Path, until: int, checkpoint_every: int, precision: str = "fp32"):
@@ -448,7 +446,7 @@ def load_exported(profile=None) -> Autoencoder | None:
     if not path.exists():
         return None
     model = load_autoencoder(profile, source="reference")
-    model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    model.load_state_dict(load_reference(EXPORT, profile))
     return model.eval()
 
 
