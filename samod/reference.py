@@ -25,6 +25,7 @@ from pathlib import Path
 from data_prep.encode import encode_corpus, reconstruct_corpus
 from samod.autoencoder_evaluation import table5
 from samod.autoencoder_training import AutoencoderRecipe, train_autoencoder
+from samod.campaign import EXPORT, load_exported
 from samod.clap_evaluation import RETRIEVAL_NUMBERS, evaluate_clap, evaluation_prompt
 from samod.clap_training import HOLDOUT_EVERY, ClapRecipe, train_clap
 from samod.data import read_metadata, split_records
@@ -33,8 +34,8 @@ from samod.diffusion_training import DiffusionRecipe, train_diffusion
 from samod.evaluation import length_quartiles, prompt_adherence, timing_adherence
 from samod.generation import Pipeline
 from samod.profiles import Profile, get_profile
-from samod.weights import (autoencoder_checkpoint, load_autoencoder, load_clap, reference_file, run_facts,
-                           save_reference, stage_dir)
+from samod.weights import (autoencoder_checkpoint, load_autoencoder, load_clap, provenance, reference_file,
+                           run_facts, save_reference, stage_dir)
 
 
 def train_in_segments(folder: Path, steps: int, evaluate_every: int, train_to, measure, audio_hours) -> tuple:
@@ -87,20 +88,59 @@ def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 
     recipe = replace(recipe, steps=steps or recipe.steps)
     _, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
 
-    def measure(model) -> dict:
-        rows, details = table5(model, held_out[:files], progress=False)
-        vae, lowpass = rows[0], rows[1]
-        return {"identification": vae["identification"], "specificity_ratio": vae["specificity_ratio"],
-                "silence_gap_db": details[vae["model"]]["silence_gap_db"],
-                "stft_distance": vae["stft_distance"], "mel_distance": vae["mel_distance"],
-                "lowpass_stft_distance": lowpass["stft_distance"], "lowpass_mel_distance": lowpass["mel_distance"]}
-
     model, curve = train_in_segments(
         folder, recipe.steps, evaluate_every,
         lambda step: train_autoencoder(replace(recipe, steps=step), profile, progress=True, folder=folder)[0],
-        measure, lambda step: step * recipe.batch_size * recipe.crop_samples / recipe.model.sample_rate / 3600)
+        lambda model: _autoencoder_measures(model, held_out[:files]), lambda step: step * recipe.batch_size * recipe.crop_samples / recipe.model.sample_rate / 3600)
     info = _info("autoencoder", profile, facts, recipe, recipe.steps, curve, held_out_files=files)
     return save_reference("autoencoder", model.state_dict(), info, profile)
+
+
+def promote_campaign(files: int = 16, profile: Profile | None = None) -> Path:
+    """Make the autoencoder campaign's exported weights (samod/weights/<profile>/autoencoder_campaign.*) the
+    profile's reference autoencoder, measured as `train_reference_autoencoder` measures its runs.
+
+    The campaign (samod/campaign.py) continues the reference recipe's run with the phases that brought the
+    notes through; CLAP and the DiT then train on these weights' reconstructions and latents. The provenance
+    keeps the recipe run it started from ("base") and the campaign's own ("campaign"): steps count both.
+    """
+    facts = run_facts()
+    profile = profile or get_profile()
+    if not reference_file(EXPORT, profile).exists():
+        raise FileNotFoundError(f"{reference_file(EXPORT, profile)} is missing: run the campaign and export it "
+                                f"first (`python -m samod.campaign --segments N`, then `--export`)")
+    campaign = provenance(EXPORT, profile)
+    shipped = provenance("autoencoder", profile)
+    base = shipped.get("base", shipped)  # promoting again keeps the recipe run the campaign started from
+    model = load_exported(profile)
+    _, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
+    steps = base["steps"] + campaign["steps"]
+    final = {"step": steps, "wall_minutes": None, "audio_hours": base["audio_hours"] + campaign["audio_hours"],
+             **_autoencoder_measures(model, held_out[:files]),
+             **{k: v for k, v in campaign["final"].items() if k not in ("step", "stft_distance", "mel_distance",
+                                                                         "silence_gap_db")}}
+    info = {"stage": "autoencoder", "profile": profile.name, **facts, "seed": profile.seed, "steps": steps,
+            "audio_hours": final["audio_hours"], "wall_minutes": None,
+            "cpu_hours": campaign["cpu_hours"], "recipe": campaign["recipe"], "weights": "EMA, float16",
+            "held_out_files": files, "final": final,
+            "curve": [*base["curve"], final],
+            "base": {k: v for k, v in base.items() if k not in ("stage",)},
+            "campaign": {k: campaign[k] for k in ("commit", "command", "steps", "audio_hours", "cpu_hours",
+                                                   "cpu_hours_with_trials", "phase", "final")}}
+    print(f"reference autoencoder: {base['steps']} steps of the recipe, then {campaign['steps']} of the campaign; "
+          f"chroma identification {final['chroma_identification']:.2f}, Table 5 identification "
+          f"{final['identification']:.2f}", flush=True)
+    return save_reference("autoencoder", model.state_dict(), info, profile)
+
+
+def _autoencoder_measures(model, records: list[dict]) -> dict:
+    """Table 5's numbers of a reference autoencoder run (with identification, specificity, the silence gap)."""
+    rows, details = table5(model, records, progress=False)
+    vae, lowpass = rows[0], rows[1]
+    return {"identification": vae["identification"], "specificity_ratio": vae["specificity_ratio"],
+            "silence_gap_db": details[vae["model"]]["silence_gap_db"],
+            "stft_distance": vae["stft_distance"], "mel_distance": vae["mel_distance"],
+            "lowpass_stft_distance": lowpass["stft_distance"], "lowpass_mel_distance": lowpass["mel_distance"]}
 
 
 def train_reference_clap(steps: int | None = None, evaluate_every: int = 500, profile: Profile | None = None) -> Path:
@@ -222,7 +262,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finetune-steps", type=int, default=None, help="diffusion: steps of the second stage "
                                                                           "(default: --steps)")
     parser.add_argument("--evaluate-every", type=int, default=None, help="steps between measurements")
+    parser.add_argument("--from-campaign", action="store_true",
+                        help="autoencoder: promote the campaign's exported weights instead of training "
+                             "(samod/campaign.py)")
     args = parser.parse_args(argv)
+    if args.from_campaign:
+        if args.stage != "autoencoder":
+            parser.error("--from-campaign is for the autoencoder stage only")
+        path = promote_campaign()
+        print(f"wrote {path} and {path.with_suffix('.json').name}")
+        return
     kwargs = {"evaluate_every": args.evaluate_every} if args.evaluate_every else {}
     if args.finetune_steps:
         if args.stage != "diffusion":
