@@ -115,12 +115,16 @@ def promote_campaign(files: int = 16, profile: Profile | None = None) -> Path:
     model = load_exported(profile)
     _, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
     steps = base["steps"] + campaign["steps"]
-    final = {"step": steps, "wall_minutes": None, "audio_hours": base["audio_hours"] + campaign["audio_hours"],
+    # the campaign trains on one thread and keeps its CPU time, which stands for its wall time here
+    minutes = base["wall_minutes"] + campaign["cpu_hours"] * 60
+    final = {"step": steps, "wall_minutes": minutes, "audio_hours": base["audio_hours"] + campaign["audio_hours"],
              **_autoencoder_measures(model, held_out[:files]),
              **{k: v for k, v in campaign["final"].items() if k not in ("step", "stft_distance", "mel_distance",
                                                                          "silence_gap_db")}}
-    info = {"stage": "autoencoder", "profile": profile.name, **facts, "seed": profile.seed, "steps": steps,
-            "audio_hours": final["audio_hours"], "wall_minutes": None,
+    info = {"stage": "autoencoder", "profile": profile.name, **facts,
+            "hardware": f"{base['hardware']} (the recipe), {campaign['hardware']} (the campaign)",
+            "seed": profile.seed, "steps": steps, "audio_hours": final["audio_hours"], "wall_minutes": minutes,
+            "wall_minutes_note": "the recipe's wall time plus the campaign's CPU time on one thread",
             "cpu_hours": campaign["cpu_hours"], "recipe": campaign["recipe"], "weights": "EMA, float16",
             "held_out_files": files, "final": final,
             "curve": [*base["curve"], final],
