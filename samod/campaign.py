@@ -436,7 +436,7 @@ def export_provenance(curve: dict) -> dict:
             "audio_hours": step * recipe.batch_size * recipe.crop_samples / recipe.model.sample_rate / 3600,
             "wall_minutes": None, "cpu_hours": point["cpu_hours"], "cpu_hours_with_trials": total_cpu_hours(curve),
             "phase": point["phase"], "recipe": json.loads(json.dumps(asdict(recipe))), "weights": "EMA, float16",
-            "started_from": "the shipped reference autoencoder (autoencoder.safetensors)",
+            "started_from": "the reference recipe's autoencoder (`python -m samod.reference autoencoder`)",
             "final": measured(point), "curve": [measured(p) for p in curve["points"]]}
 
 
@@ -547,6 +547,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--segments", type=int, default=1)
     parser.add_argument("--segment-steps", type=int, default=250)
+    parser.add_argument("--until", type=int, default=None,
+                        help="instead of --segments: as many segments as take the curve to this step")
     parser.add_argument("--folder", type=Path, default=None, help="checkpoint folder (default: the profile's)")
     parser.add_argument("--curve", type=Path, default=CURVE)
     parser.add_argument("--trial", choices=sorted(LEVERS), default=None,
@@ -561,4 +563,8 @@ if __name__ == "__main__":
     elif args.trial:
         print(json.dumps(trial(args.trial, args.steps, args.folder, args.curve, args.precision)))
     else:
-        run(args.segments, args.segment_steps, args.folder, args.curve)
+        segments = args.segments
+        if args.until is not None:
+            done = json.loads(args.curve.read_text())["points"][-1]["step"] if args.curve.exists() else 0
+            segments = max(0, -(-(args.until - done) // args.segment_steps))
+        run(segments, args.segment_steps, args.folder, args.curve)

@@ -13,6 +13,8 @@ while holding no note at all. Chroma asks about pitch: how much energy each of t
   Chance is 1/N; a constant, random noise and rhythm-only noise stay near it.
 - **chroma motion**: the temporal standard deviation of the output's chroma over the input's
   (1.0: the harmony moves as much as in the input; a drone or a constant scores near 0).
+- **chroma clarity and movement** (`harmony`): for a clip without a reference (a generation), how clearly
+  some pitch classes stand out and how much they change over time, read against the corpus's range.
 - **MIDI agreement**: every corpus song is rendered from a MIDI file the corpus keeps, so the pitch classes
   sounding in each frame are known exactly: `sim` between the audio's chroma and that ground truth (drums
   left out). The rendered song itself is the ceiling of any reconstruction of it.
@@ -30,11 +32,13 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from samod.audio import load_audio
 from samod.profiles import SAMPLE_RATE
 
 CHROMA_RATE = 22050  # Hz: the audio is resampled to this before the constant-Q transform
 CHROMA_HOP = 512  # samples at CHROMA_RATE: 43 frames a second
 RHYTHM_BANDS = 24  # mel bands of the rhythm-only stand-in
+MOVEMENT_SECONDS = 0.5  # chroma_movement averages the chroma over this long first (about one beat)
 KEEPS_NOTES = 0.8  # chroma identification from which an autoencoder counts as keeping the notes
 _FFT = 2048  # STFT of the rhythm-only stand-in (hop _FFT // 4)
 
@@ -72,10 +76,48 @@ def chroma(audio, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 def chroma_clarity(audio, sample_rate: int = SAMPLE_RATE) -> float:
     """How clearly some pitch classes stand out: the mean over frames of max_p C[p, t] / mean_p C[p, t]
     (C the CQT chroma). 1 when every class is equally strong (noise), up to 12 for one class alone."""
+    return harmony(audio, sample_rate)["chroma_clarity"]
+
+
+def harmony(audio, sample_rate: int = SAMPLE_RATE) -> dict:
+    """A clip's harmony without a reference, from one constant-Q transform: {"chroma_clarity": as
+    `chroma_clarity`, "chroma_movement": mean_p std_t of c[p, t] averaged over MOVEMENT_SECONDS (how much the
+    pitch classes that stand out change from half-second to half-second)}. Noise is unclear (clarity near 1), a
+    drone does not move, and noise with the input's rhythm moves less: its frame-to-frame jitter averages out."""
+    from scipy.ndimage import uniform_filter1d  # scipy (a librosa dependency): only where harmony is measured
     c = _chroma_cqt(audio, sample_rate)
     if c is None:
-        return 1.0
-    return float((c.max(axis=0) / np.maximum(c.mean(axis=0), 1e-9)).mean())
+        return {"chroma_clarity": 1.0, "chroma_movement": 0.0}
+    centred = c - c.mean(axis=0, keepdims=True)
+    smoothed = uniform_filter1d(centred, round(MOVEMENT_SECONDS * CHROMA_RATE / CHROMA_HOP), axis=1, mode="nearest")
+    return {"chroma_clarity": float((c.max(axis=0) / np.maximum(c.mean(axis=0), 1e-9)).mean()),
+            "chroma_movement": float(smoothed.std(axis=1).mean())}
+
+
+HARMONY = ("chroma_clarity", "chroma_movement")
+
+
+def corpus_harmony(records: list[dict], seconds: float = 10.0) -> dict[str, list[float]]:
+    """`harmony` of the middle `seconds` of each corpus song: the range generations are read against."""
+    measured = [harmony(load_audio(r["audio_path"], start=max(0.0, (r["seconds"] - seconds) / 2), seconds=seconds))
+                for r in records]
+    return {k: [m[k] for m in measured] for k in HARMONY}
+
+
+def inside_range(values: dict[str, list[float]], reference: dict[str, list[float]], low: float = 10,
+                 high: float = 90) -> dict:
+    """Where clips' `harmony` lies against a reference set's (the corpus's): for each measure the reference's
+    low-high percentile range and the share of `values` inside it, then the share inside both ranges.
+    The reference set itself scores about (high - low) / 100 on each measure."""
+    result, inside_all = {}, np.ones(len(values[HARMONY[0]]), dtype=bool)
+    for k in HARMONY:
+        lo, hi = np.percentile(reference[k], [low, high])
+        v = np.asarray(values[k])
+        inside = (v >= lo) & (v <= hi)
+        inside_all &= inside
+        result[k] = {"range": [float(lo), float(hi)], "inside": float(inside.mean()), "median": float(np.median(v))}
+    result["inside_both"] = float(inside_all.mean())
+    return result
 
 
 def plot_chromas(views: dict, title: str = ""):

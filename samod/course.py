@@ -21,6 +21,7 @@ from typing import Callable
 
 from samod.chroma import KEEPS_NOTES
 from samod.profiles import REPO_ROOT, Profile, get_profile
+from samod.weights import reference_file
 
 REFERENCE_FIGURES = REPO_ROOT / "figures"  # the tiny profile's reference run, committed
 
@@ -59,13 +60,19 @@ def _notes(d: dict) -> str:
 
 
 def _campaign(d: dict) -> str:
-    """The campaign's last measured point (figures/autoencoder_campaign.json): how far longer training got."""
+    """The campaign's last measured point (figures/autoencoder_campaign.json): how far longer training got, and
+    whether its weights became the reference autoencoder (the shipped provenance says from which step)."""
     last = d["points"][-1]
     rhythm = d.get("stand_ins", {}).get("rhythm only")
-    return (f"The campaign (section 6) trained the shipped autoencoder {last['step']} steps more "
+    shipped = reference_file("autoencoder", get_profile(d.get("profile", "tiny"))).with_suffix(".json")
+    promoted = json.loads(shipped.read_text()).get("campaign", {}).get("steps") if shipped.exists() else None
+    return (f"The campaign (section 6) continued the recipe's autoencoder for {last['step']} steps "
             f"({last['cpu_hours']:.1f} CPU-hours): chroma identification {last['chroma_identification']:.2f}"
             + (f" (the rhythm-only stand-in {rhythm['chroma_identification']:.2f})" if rhythm else "")
-            + ". The later notebooks keep the shipped weights until CLAP and the DiT are retrained on the new latents.")
+            + (f". Its weights at step {promoted} are the reference autoencoder that the later notebooks use; CLAP "
+               f"and the DiT were retrained on them." if promoted else
+               ". The later notebooks keep the recipe's weights until CLAP and the DiT are retrained on the new "
+               "latents."))
 
 
 def _clap(d: dict) -> str:
@@ -176,6 +183,16 @@ def _parameters(d: dict) -> str:
         f"{name} {counts['Total'] / 1e6:.1f} M" for name, counts in d["counted"].items()) + "."
 
 
+def _harmony(d: dict) -> str:
+    r = d["renders"]
+    inside = min(r["chroma_clarity"]["inside"], r["chroma_movement"]["inside"])
+    return (f"Notes in the renders: {r['chroma_clarity']['inside']:.2f} of {d['rendered_prompts']} lie inside the "
+            f"corpus songs' 10-90 % range of chroma clarity and {r['chroma_movement']['inside']:.2f} inside that of "
+            f"chroma movement (the rhythm-only stand-in: {d['rhythm_only']['inside_both']:.2f} inside both); "
+            + ("their notes stand out and move as the songs' do." if inside >= 0.75 else
+               "their notes do not yet stand out and move as the songs' do."))
+
+
 def _finetune(d: dict) -> str:
     return (f"A rank-{d['rank']} LoRA adapter trains {d['trainable_ratio']:.1%} of the DiT's parameters, saved in "
             f"{d['adapter_bytes'] / 1e3:.0f} kB; after {d['steps']} steps on {d['training_songs']} {d['style']} songs "
@@ -192,7 +209,8 @@ FACTS: dict[str, list[Fact]] = {
     "04": [Fact("diffusion_training.json", _diffusion_training), Fact("dit_training_curve.json", _dit_curve)],
     "05": [Fact("generation_checks.json", _sampling)],
     "05-song": [Fact("demo_song.json", _demo_song), Fact("table5_autoencoder.json", _song_notes)],  # before the song
-    "06": [Fact("adherence.json", _timing), Fact("adherence.json", _prompt), Fact("evaluation.json", _evaluation)],
+    "06": [Fact("adherence.json", _timing), Fact("adherence.json", _prompt), Fact("harmony.json", _harmony),
+           Fact("evaluation.json", _evaluation)],
     "07": [Fact("structure_validation.json", _structure)],
     "08": [Fact("memorization.json", _memorization)],
     "10": [Fact("finetune_style.json", _finetune)],

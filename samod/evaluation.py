@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import ClapModel
 
+from samod import chroma
 from samod.audio import load_audio, save_audio
 from samod.autoencoder import Autoencoder, AutoencoderConfig
 from samod.checkpoints import count_parameters
@@ -331,7 +332,8 @@ def timing_adherence(pipeline: Pipeline, prompts: list[str], lengths: list[float
 @torch.no_grad()
 def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.0, steps: int = 20, seed: int = 0,
                      sampler: str = "dpmpp-2m", labels: list[int] | None = None, genres: list[str] | None = None,
-                     clap=None, batch_size: int = 16, clip_seconds: float | None = None, **settings) -> dict:
+                     clap=None, batch_size: int = 16, clip_seconds: float | None = None, harmony: bool = False,
+                     **settings) -> dict:
     """Does a generation match its own prompt better than another's? One render per prompt; `clap`
     (default: the pipeline's text encoder, a samod CLAP) embeds renders and prompts; the difference
     between a render's similarity to its own prompt and to the next prompt's (a shuffle that never
@@ -344,6 +346,8 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
     clip_seconds of each render are decoded and embedded. Give the length of the crops CLAP trained on
     (ClapRecipe.crop_seconds): audio longer than CLAP's window is heard through fusion (a global view and local
     windows), shorter audio without it, and a CLAP trained on fused crops classifies unfused audio poorly.
+    With `harmony`, also each render's chroma clarity and movement (`samod.chroma.harmony`, lists under
+    "harmony"): do the renders hold notes, read against the corpus's range (`samod.chroma.inside_range`)?
     Other keywords (cfg_scale, ...) go to the sampler, as in `Pipeline.generate`."""
     clap = clap or pipeline.text_encoder
     rate, margin = pipeline.latent_rate, pipeline.autoencoder.config.chunk_overlap // 2  # what chunking crops
@@ -381,6 +385,9 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
         result.update({"genre_accuracy": float(np.mean(np.equal(predicted, labels))), "genre_chance": 1 / len(genres),
                        # what naming the prompts' most frequent genre for every render would score
                        "genre_majority": float(counts.max() / len(labels)), "genre_predicted": predicted})
+    if harmony:
+        measured = [chroma.harmony(render) for render in audio]
+        result["harmony"] = {k: [m[k] for m in measured] for k in chroma.HARMONY}
     return result
 
 

@@ -45,13 +45,18 @@ def _autoencoder(d: dict) -> list[tuple[str, str, str, str]]:
 
 
 def _campaign(d: dict) -> list[tuple[str, str, str, str]]:
-    """autoencoder_campaign.json: the campaign's last measured point (the weights it exports)."""
+    """autoencoder_campaign.json: the campaign's last measured point (the weights it exports), and whether the
+    shipped reference autoencoder is the campaign's (its provenance names the step it was promoted from)."""
     last, first = d["points"][-1], d["points"][0]
     rhythm = d.get("stand_ins", {}).get("rhythm only")
+    shipped = REPO_ROOT / "samod" / "weights" / d.get("profile", "tiny") / "autoencoder.json"
+    promoted = json.loads(shipped.read_text()).get("campaign", {}).get("steps") if shipped.exists() else None
+    state = (f"the reference autoencoder is its step {promoted}" if promoted else
+             "CLAP and the DiT not retrained on it yet")
     return [("autoencoder, campaign", f"chroma identification after {last['step']} more steps "
-                                      f"({last['cpu_hours']:.1f} CPU-hours; CLAP and the DiT not retrained on it yet)",
+                                      f"({last['cpu_hours']:.1f} CPU-hours; {state})",
              f"{last['chroma_identification']:.2f}",
-             f"the shipped weights {first['chroma_identification']:.2f}"
+             f"the recipe's weights {first['chroma_identification']:.2f}"
              + (f"; rhythm only {rhythm['chroma_identification']:.2f}" if rhythm else ""))]
 
 
@@ -77,6 +82,15 @@ def _dit(d: dict) -> list[tuple[str, str, str, str]]:
          f"chance {p['genre_chance']:.2f}; one genre for all {p['genre_majority']:.2f}")]
 
 
+def _harmony(d: dict) -> list[tuple[str, str, str, str]]:
+    """harmony.json: notebook 06's chroma clarity and movement of the renders against the corpus's songs."""
+    r, stand_in = d["renders"], d["rhythm_only"]
+    return [("DiT", f"renders inside the corpus's 10-90 % range of chroma clarity / movement ({d['rendered_prompts']} "
+                    f"prompts): notes that stand out and move",
+             f"{r['chroma_clarity']['inside']:.2f} / {r['chroma_movement']['inside']:.2f}",
+             f"rhythm only {stand_in['chroma_clarity']['inside']:.2f} / {stand_in['chroma_movement']['inside']:.2f}")]
+
+
 def _finetune(d: dict) -> list[tuple[str, str, str, str]]:
     """finetune_style.json: notebook 10's rank-r LoRA on a style the corpus lacks."""
     control = _interval(d["control_difference"], d["control_low"], d["control_high"], 2)
@@ -87,7 +101,8 @@ def _finetune(d: dict) -> list[tuple[str, str, str, str]]:
 
 
 SOURCES = {"table5_autoencoder.json": _autoencoder, "autoencoder_campaign.json": _campaign,
-           "clap_retrieval.json": _clap, "adherence.json": _dit, "finetune_style.json": _finetune}
+           "clap_retrieval.json": _clap, "adherence.json": _dit, "harmony.json": _harmony,
+           "finetune_style.json": _finetune}
 
 
 def results_table(figures: Path = FIGURES) -> str:

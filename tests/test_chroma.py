@@ -103,3 +103,22 @@ def test_chroma_clarity_is_high_for_chords_and_low_for_noise(songs):
     clear, chords, hiss = notes.chroma_clarity(tone), notes.chroma_clarity(songs[0]), notes.chroma_clarity(noise)
     assert clear > chords > hiss and hiss < 2.0 and clear > 5.0, (clear, chords, hiss)
     assert notes.chroma_clarity(torch.zeros(2, SR)) == 1.0
+
+
+def test_harmony_range_admits_the_songs_and_none_of_the_fakes(songs):
+    """Clips read against the range of a set of songs: more songs of the same kind fall inside, while a drone
+    (clear, does not move), noise and noise with the songs' rhythm (unclear, moving only by jitter) fall out."""
+    reference = {k: [notes.harmony(s)[k] for s in songs] for k in notes.HARMONY}
+    others = [chord_song(seed)[0] for seed in range(N_SONGS, N_SONGS + 4)]
+    tone = torch.sin(2 * torch.pi * 440 * torch.arange(int(SECONDS * SR)) / SR)[None].repeat(2, 1) * 0.2
+    fakes = {"drone": [tone] * 4,
+             "noise": [0.1 * torch.randn(2, int(SECONDS * SR), generator=torch.Generator().manual_seed(i)) for i in range(4)],
+             "rhythm only": [notes.rhythm_only(s, seed=i) for i, s in enumerate(others)]}
+    measure = lambda clips: {k: [notes.harmony(c)[k] for c in clips] for k in notes.HARMONY}
+    songs_inside = notes.inside_range(measure(others), reference, low=0, high=100)
+    assert songs_inside["inside_both"] >= 0.5, songs_inside
+    for name, clips in fakes.items():
+        assert notes.inside_range(measure(clips), reference, low=0, high=100)["inside_both"] == 0.0, name
+    itself = notes.inside_range(reference, reference)  # the 10-90 % range holds about 80 % of its own set
+    assert 0.5 <= itself["chroma_clarity"]["inside"] <= 1.0 and set(itself) == {*notes.HARMONY, "inside_both"}
+    assert notes.harmony(torch.zeros(2, SR)) == {"chroma_clarity": 1.0, "chroma_movement": 0.0}

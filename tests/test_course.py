@@ -107,6 +107,6 @@ def test_the_campaign_sentence_comes_from_the_committed_curve_whatever_the_run(t
     monkeypatch.setenv("SAMOD_FIGURES", str(tmp_path))  # a run of its own, without the campaign's curve
     sentences, source = measured_facts("01", get_profile("tiny"))
     curve = json.loads((REFERENCE_FIGURES / "autoencoder_campaign.json").read_text())
-    assert f"{curve['points'][-1]['step']} steps more" in sentences[-1]
+    assert f"for {curve['points'][-1]['step']} steps" in sentences[-1]
     assert "autoencoder_campaign.json in figures/" in source
     assert measured_facts("01", get_profile("small")) == ([], "")  # the curve is the tiny profile's
