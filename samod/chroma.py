@@ -32,7 +32,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from samod.audio import load_audio
+from samod.data import load_middle
 from samod.profiles import SAMPLE_RATE
 
 CHROMA_RATE = 22050  # Hz: the audio is resampled to this before the constant-Q transform
@@ -99,8 +99,7 @@ HARMONY = ("chroma_clarity", "chroma_movement")
 
 def corpus_harmony(records: list[dict], seconds: float = 10.0) -> dict[str, list[float]]:
     """`harmony` of the middle `seconds` of each corpus song: the range generations are read against."""
-    measured = [harmony(load_audio(r["audio_path"], start=max(0.0, (r["seconds"] - seconds) / 2), seconds=seconds))
-                for r in records]
+    measured = [harmony(load_middle(r, seconds)) for r in records]
     return {k: [m[k] for m in measured] for k in HARMONY}
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from samod.audio import load_audio
 from samod.clap import ClapEncoder
-from samod.data import prompt_fields
+from samod.data import load_middle, prompt_fields
 from samod.generation_metrics import recall_at_k, zero_shot_accuracy
 from samod.profiles import SAMPLE_RATE
 
@@ -51,8 +50,7 @@ def evaluate_clap(encoder: ClapEncoder, records: list[dict], crop_seconds: float
     generator = torch.Generator().manual_seed(seed)
     audio_embeds = []
     for i in range(0, len(records), batch_size):
-        batch = [torch.from_numpy(load_audio(r["audio_path"], start=max(0.0, (r["seconds"] - crop_seconds) / 2),
-                                             seconds=crop_seconds)) for r in records[i:i + batch_size]]
+        batch = [torch.from_numpy(load_middle(r, crop_seconds)) for r in records[i:i + batch_size]]
         n = int(crop_seconds * SAMPLE_RATE)
         batch = torch.stack([F.pad(a, (0, n - a.shape[1]))[:, :n] for a in batch])  # (B, 2, T)
         batch = batch if transform is None else transform(batch)

@@ -21,7 +21,7 @@ from typing import Callable
 
 from samod.chroma import KEEPS_NOTES
 from samod.profiles import REPO_ROOT, Profile, get_profile
-from samod.weights import reference_file
+from samod.weights import promoted_campaign_step
 
 REFERENCE_FIGURES = REPO_ROOT / "figures"  # the tiny profile's reference run, committed
 
@@ -64,8 +64,7 @@ def _campaign(d: dict) -> str:
     whether its weights became the reference autoencoder (the shipped provenance says from which step)."""
     last = d["points"][-1]
     rhythm = d.get("stand_ins", {}).get("rhythm only")
-    shipped = reference_file("autoencoder", get_profile(d.get("profile", "tiny"))).with_suffix(".json")
-    promoted = json.loads(shipped.read_text()).get("campaign", {}).get("steps") if shipped.exists() else None
+    promoted = promoted_campaign_step(get_profile(d.get("profile", "tiny")))
     return (f"The campaign (section 6) continued the recipe's autoencoder for {last['step']} steps "
             f"({last['cpu_hours']:.1f} CPU-hours): chroma identification {last['chroma_identification']:.2f}"
             + (f" (the rhythm-only stand-in {rhythm['chroma_identification']:.2f})" if rhythm else "")

@@ -72,6 +72,11 @@ def read_metadata(path: str | Path) -> list[dict]:
     return records
 
 
+def load_middle(record: dict, seconds: float) -> np.ndarray:
+    """The middle `seconds` of a record's song, (2, samples) (the whole song when it is shorter)."""
+    return load_audio(record["audio_path"], start=max(0.0, (record["seconds"] - seconds) / 2), seconds=seconds)
+
+
 def split_records(records: list[dict], every: int = 8) -> tuple[list[dict], list[dict]]:
     """(training, held-out): every `every`-th record (in file order) is held out for evaluation.
 

@@ -91,7 +91,8 @@ def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 
     model, curve = train_in_segments(
         folder, recipe.steps, evaluate_every,
         lambda step: train_autoencoder(replace(recipe, steps=step), profile, progress=True, folder=folder)[0],
-        lambda model: _autoencoder_measures(model, held_out[:files]), lambda step: step * recipe.batch_size * recipe.crop_samples / recipe.model.sample_rate / 3600)
+        lambda model: _autoencoder_measures(model, held_out[:files]),
+        lambda step: step * recipe.batch_size * recipe.crop_samples / recipe.model.sample_rate / 3600)
     info = _info("autoencoder", profile, facts, recipe, recipe.steps, curve, held_out_files=files)
     return save_reference("autoencoder", model.state_dict(), info, profile)
 

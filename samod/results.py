@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from samod.profiles import REPO_ROOT
+from samod.profiles import REPO_ROOT, get_profile
+from samod.weights import promoted_campaign_step
 
 FIGURES = REPO_ROOT / "figures"  # the tiny profile's reference run, committed
 README = REPO_ROOT / "README.md"
@@ -49,8 +50,7 @@ def _campaign(d: dict) -> list[tuple[str, str, str, str]]:
     shipped reference autoencoder is the campaign's (its provenance names the step it was promoted from)."""
     last, first = d["points"][-1], d["points"][0]
     rhythm = d.get("stand_ins", {}).get("rhythm only")
-    shipped = REPO_ROOT / "samod" / "weights" / d.get("profile", "tiny") / "autoencoder.json"
-    promoted = json.loads(shipped.read_text()).get("campaign", {}).get("steps") if shipped.exists() else None
+    promoted = promoted_campaign_step(get_profile(d.get("profile", "tiny")))
     state = (f"the reference autoencoder is its step {promoted}" if promoted else
              "CLAP and the DiT not retrained on it yet")
     return [("autoencoder, campaign", f"chroma identification after {last['step']} more steps "

@@ -102,6 +102,13 @@ def provenance(stage: str, profile: Profile | None = None) -> dict:
     return json.loads(path.read_text())
 
 
+def promoted_campaign_step(profile: Profile | None = None) -> int | None:
+    """The campaign step (samod/campaign.py) whose weights are the profile's reference autoencoder, from its
+    provenance (`python -m samod.reference autoencoder --from-campaign` writes it); None when it is not one."""
+    shipped = reference_file("autoencoder", profile).with_suffix(".json")
+    return json.loads(shipped.read_text()).get("campaign", {}).get("steps") if shipped.exists() else None
+
+
 def load_reference(stage: str, profile: Profile | None = None) -> dict[str, torch.Tensor]:
     """The shipped state dict of `stage`, in float32."""
     return {k: v.float() for k, v in load_file(str(reference_file(stage, profile))).items()}
