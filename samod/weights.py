@@ -134,8 +134,15 @@ def run_facts() -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{platform.processor() or platform.machine()} CPU"
-    return {"commit": commit, "command": " ".join(["python -m samod.reference", *sys.argv[1:]]),
+    return {"commit": commit, "command": command_line(),
             "hardware": f"{device}, {torch.get_num_threads()} threads", "torch": torch.__version__}
+
+
+def command_line() -> str:
+    """How the running process was started: `python -m module args` or `python script args`."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = f"-m {spec.name.removesuffix('.__main__')}" if spec is not None else Path(sys.argv[0]).name
+    return " ".join(["python", program, *sys.argv[1:]])
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Reference weights: the switch, the shipped files and their provenance, and the tiny VAE they hold."""
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -18,6 +20,21 @@ def test_weights_source_reads_the_switch_and_names_the_choices(monkeypatch):
     monkeypatch.setenv("SAMOD_WEIGHTS", "mine")
     with pytest.raises(ValueError, match="'reference'.*'own'.*export SAMOD_WEIGHTS=own"):
         weights.weights_source()
+
+
+def test_provenance_names_the_command_that_ran(tmp_path):
+    """Not always `python -m samod.reference`: the campaign and the demo page record their own command."""
+    code = "import sys; sys.argv[1:] = ['--until', '5']; from samod.weights import command_line; print(command_line())"
+    script = tmp_path / "train.py"
+    script.write_text(code)
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "python train.py --until 5"
+    module = tmp_path / "campaign_like"
+    module.mkdir()
+    (module / "__main__.py").write_text(code)
+    ran = subprocess.run([sys.executable, "-m", "campaign_like"], cwd=tmp_path, capture_output=True, text=True,
+                         check=True)
+    assert ran.stdout.strip() == "python -m campaign_like --until 5"
 
 
 @pytest.fixture
