@@ -77,8 +77,9 @@ reference-figures:
 # reconstructions of them), then both DiT stages on their latents and text features, and last the embeddings of
 # the DiT's training songs that the demo page's memorization section searches (keyed by the files' SHA-256).
 # The autoencoder is the recipe's run continued by its campaign (samod/campaign.py: the phases that brought the
-# notes through, 2.8 CPU-hours on one thread at tiny), whose exported weights then become the reference one.
-# About four and a half hours on 2 CPU cores at tiny. Review, then commit.
+# notes through, 2.8 CPU-hours on one thread at tiny), whose exported weights then become the reference one; after
+# CLAP and the DiT, its decoder is fine-tuned alone (the encoder, and so the latents they trained on, unchanged).
+# About five hours on 2 CPU cores at tiny. Review, then commit.
 weights: corpus
 	$(BIN)/python -m samod.reference autoencoder --steps 1500
 	OMP_NUM_THREADS=1 $(BIN)/python -m samod.campaign --until 12250 --curve $(PROFILE_ROOT)/autoencoder_campaign.json
@@ -86,6 +87,7 @@ weights: corpus
 	$(BIN)/python -m samod.reference autoencoder --from-campaign
 	$(BIN)/python -m samod.reference clap --steps 1000 --evaluate-every 250
 	$(BIN)/python -m samod.reference diffusion --steps 1000 --finetune-steps 1500 --evaluate-every 500
+	$(BIN)/python -m samod.reference autoencoder --from-campaign --decoder-steps 2000 --evaluate-every 250
 	$(BIN)/python -m samod.demo_page --save-search samod/weights/$(SAMOD_PROFILE)/training_search.npz
 
 # Measure this machine (samod/gpu_check.py): on CUDA every stage ~20 steps at the small profile's sizes, the paper DiT's

@@ -5,7 +5,7 @@
 reads the active profile's corpus (samod/profiles.py) and its trained autoencoder, and writes
 <profile>/cache/latents/:
 
-    info.json                 the autoencoder it was made with (checkpoint SHA-256, latent channels, rate)
+    info.json                 the autoencoder it was made with (SHA-256 of its encoder and file; latent channels, rate)
     <id>.safetensors          per song: mean and std (D, L) of the VAE posterior, float32
     silence.safetensors       mean and std (D,) of the VAE's encoding of digital silence
     index.jsonl               the song records (corpus metadata) plus latent_path and frames
@@ -44,7 +44,7 @@ from samod.autoencoder import Autoencoder, vae_bottleneck
 from samod.data import LATENT_INDEX, LATENT_INFO, SILENCE_LATENT, read_metadata, split_records
 from samod.profiles import Profile, get_profile
 from samod.train import file_sha256
-from samod.weights import autoencoder_checkpoint, load_autoencoder
+from samod.weights import autoencoder_checkpoint, encoder_sha256, load_autoencoder
 
 SILENCE_SECONDS = 5.0  # long enough that the middle frame is far from both edges (receptive field ~ +-10 frames)
 
@@ -77,16 +77,18 @@ def encode_corpus(autoencoder: Autoencoder, autoencoder_checkpoint: str | Path, 
     if split not in ("train", "all"):
         raise ValueError(f"split must be 'train' (the songs the DiT trains on) or 'all', got {split!r}")
     out_dir = Path(out_dir)
-    info = {"autoencoder_sha256": file_sha256(autoencoder_checkpoint),
+    info = {"encoder_sha256": encoder_sha256(autoencoder_checkpoint),  # what the latents depend on
+            "autoencoder_sha256": file_sha256(autoencoder_checkpoint),  # the file that wrote them
             "latent_channels": autoencoder.config.latent_dim, "latent_rate": autoencoder.config.latent_rate,
             "downsampling": autoencoder.config.downsampling, "sample_rate": autoencoder.config.sample_rate,
             "metadata": str(Path(metadata).resolve())}
     info_path = out_dir / LATENT_INFO
     if info_path.exists() and not force:
         old = json.loads(info_path.read_text())
-        if old.get("autoencoder_sha256") != info["autoencoder_sha256"]:
-            raise RuntimeError(f"{out_dir} holds latents of another autoencoder (checkpoint SHA-256 "
-                               f"{old.get('autoencoder_sha256', '?')[:12]}..., now {info['autoencoder_sha256'][:12]}...): "
+        same_file = old.get("autoencoder_sha256") == info["autoencoder_sha256"]  # caches written before encoder_sha256
+        if old.get("encoder_sha256", info["encoder_sha256"] if same_file else None) != info["encoder_sha256"]:
+            raise RuntimeError(f"{out_dir} holds latents of another autoencoder's encoder (SHA-256 "
+                               f"{old.get('encoder_sha256', '?')[:12]}..., now {info['encoder_sha256'][:12]}...): "
                                f"delete the folder or pass force=True (--force) to re-encode everything")
     elif info_path.exists() and force:
         for old_file in out_dir.glob("*.safetensors"):

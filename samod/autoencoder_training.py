@@ -381,14 +381,16 @@ class AutoencoderStage:
     steps alternate by parity, as SAT alternates them on its global step. The autoencoder gets an EMA.
     A batch is a (B, 2, T) tensor or a dict with "audio" (SongDataset); T must be at least 2048.
     With `gain_db` > 0 each example is first scaled by a random gain in [-gain_db, 0] dB (`random_gain`);
-    with `train_biases=False` the autoencoder's biases keep their values (the optimizer never sees them).
+    with `train_biases=False` the autoencoder's biases keep their values (the optimizer never sees them), and
+    with `train_encoder=False` so does the encoder: the latents stay the same bit for bit and only the decoder
+    learns (a decoder fine-tune, which leaves every latent cache and DiT valid: samod.weights.encoder_sha256).
     """
 
     def __init__(self, autoencoder: nn.Module, loss_config: AutoencoderLossConfig | None = None,
                  gen_optimizer: OptimizerConfig | None = None, disc_optimizer: OptimizerConfig | None = None,
-                 gain_db: float = 0.0, train_biases: bool = True):
+                 gain_db: float = 0.0, train_biases: bool = True, train_encoder: bool = True):
         self.config = loss_config or AutoencoderLossConfig.paper()
-        self.gain_db, self.train_biases = gain_db, train_biases
+        self.gain_db, self.train_biases, self.train_encoder = gain_db, train_biases, train_encoder
         self.autoencoder = autoencoder
         self.discriminator = MultiScaleSTFTDiscriminator(self.config.disc_fft_sizes, self.config.disc_filters)
         self.reconstruction_loss = ReconstructionLoss(self.config)
@@ -402,7 +404,8 @@ class AutoencoderStage:
 
     def optimizers(self) -> dict[str, tuple]:
         generator = [p for name, p in self.autoencoder.named_parameters()
-                     if self.train_biases or not name.endswith(".bias")]
+                     if (self.train_biases or not name.endswith(".bias"))
+                     and (self.train_encoder or not name.startswith("encoder."))]
         return {"generator": (generator, self.gen_optimizer),
                 "discriminator": (self.discriminator.parameters(), self.disc_optimizer)}
 
@@ -468,6 +471,7 @@ class AutoencoderRecipe:
     init: str = "default"  # "default": torch's initialisation (SAT's); "data": data_dependent_init
     gain_db: float = 0.0  # random gain augmentation: each crop scaled by a gain in [-gain_db, 0] dB
     train_biases: bool = True  # False: the biases keep their initial values (zero after init="data")
+    train_encoder: bool = True  # False: the encoder keeps its weights (and the latents their values): decoder only
 
     @staticmethod
     def tiny() -> "AutoencoderRecipe":
@@ -533,7 +537,7 @@ def train_autoencoder(recipe: AutoencoderRecipe | None = None, profile: Profile 
     elif recipe.init != "default":
         raise ValueError(f"unknown init {recipe.init!r}: choose 'default' or 'data'")
     stage = AutoencoderStage(model, recipe.losses, recipe.generator, recipe.discriminator, recipe.gain_db,
-                             recipe.train_biases)
+                             recipe.train_biases, recipe.train_encoder)
     config = TrainConfig(steps=recipe.steps, ema_decay=recipe.ema_decay, checkpoint_every=max(recipe.steps // 4, 1),
                          log_every=1, seed=profile.seed, progress=progress, desc="autoencoder")
     history = Trainer(stage, config, folder).fit(lambda step: batches(step)["audio"])

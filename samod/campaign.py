@@ -386,14 +386,15 @@ def _checkpoint_step(path: Path) -> int:
     return read_checkpoint_metadata(path)["step"]
 
 
-def _train(recipe: AutoencoderRecipe, folder: Path, until: int, checkpoint_every: int, precision: str = "fp32"):
-    """Train (or resume in `folder`) the shipped autoencoder with `recipe` until step `until`;
+def _train(recipe: AutoencoderRecipe, folder: Path, until: int, checkpoint_every: int, precision: str = "fp32",
+           start: Autoencoder | None = None):
+    """Train (or resume in `folder`) the shipped autoencoder (or `start`) with `recipe` until step `until`;
     returns (the model holding the EMA weights, the trainer, its history)."""
     profile = get_profile()
     training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
-    model = load_autoencoder(source="reference").train()
+    model = (start or load_autoencoder(source="reference")).train()
     stage = AutoencoderStage(model, recipe.losses, recipe.generator, recipe.discriminator, recipe.gain_db,
-                             recipe.train_biases)
+                             recipe.train_biases, recipe.train_encoder)
     dataset = SongDataset(training, window_seconds=recipe.crop_samples / recipe.model.sample_rate, seed=profile.seed)
     batches = StepBatches(dataset, recipe.batch_size, seed=profile.seed)
     config = TrainConfig(steps=until, ema_decay=recipe.ema_decay, checkpoint_every=checkpoint_every, log_every=10,
@@ -402,6 +403,25 @@ def _train(recipe: AutoencoderRecipe, folder: Path, until: int, checkpoint_every
     history = trainer.fit(lambda s: batches(s)["audio"])
     model.load_state_dict(load_weights(folder / CHECKPOINT_NAME, "autoencoder", ema=True))
     return model, trainer, history
+
+
+# After the campaign: its exported weights' decoder fine-tuned alone, with the last phase's losses. The promoted
+# decoder plays the notes less clearly than the songs hold them (the chroma clarity of its reconstructions lies at
+# the bottom of the corpus's range), and every generation is decoded by it; the encoder stays as it is, so the
+# latents, and CLAP and the DiT trained on them, stay valid (samod.weights.encoder_sha256).
+DECODER = replace(PHASES[-1].recipe, train_encoder=False)
+
+
+def train_decoder(until: int, folder: Path, checkpoint_every: int) -> Autoencoder:
+    """Fine-tune (or resume in `folder`) the decoder of the exported weights (`load_exported`) until step `until`
+    with `DECODER` under bf16; returns the model holding the EMA weights, in eval mode."""
+    start = load_exported()
+    if start is None:
+        raise FileNotFoundError(f"no exported campaign weights ({reference_file(EXPORT)}): the decoder is fine-tuned "
+                                f"from them (`python -m samod.campaign --export`)")
+    model, _, _ = _train(DECODER, folder, until, checkpoint_every, precision=phase_at(PHASES[-1].start).precision,
+                         start=start)
+    return model.eval()
 
 
 def export(folder: Path | None = None, curve: Path = CURVE) -> Path:
@@ -455,7 +475,7 @@ def _seed_from_export(folder: Path, step: int) -> None:
     campaign's checkpoint continues the curve."""
     recipe = phase_at(step).recipe
     stage = AutoencoderStage(load_exported().train(), recipe.losses, recipe.generator, recipe.discriminator, recipe.gain_db,
-                             recipe.train_biases)
+                             recipe.train_biases, recipe.train_encoder)
     trainer = Trainer(stage, TrainConfig(steps=step, ema_decay=recipe.ema_decay, progress=False), folder)
     trainer.step = step
     folder.mkdir(parents=True, exist_ok=True)

@@ -165,6 +165,7 @@ def train_diffusion(stage: str = "pretrain", recipe: DiffusionRecipe | None = No
                    "window_frames": dataset.window_frames, "latent_rate": dataset.latent_rate,
                    "window_seconds": dataset.window_frames / dataset.latent_rate, "latent_scale": scale,
                    "autoencoder_sha256": dataset.info["autoencoder_sha256"],
+                   "encoder_sha256": dataset.info["encoder_sha256"],
                    "text_encoder": type(text_encoder).__name__, "text_width": int(text_encoder.width),
                    "text_tokens": int(text_encoder.max_tokens)}
     (folder / CONFIG_NAME).write_text(json.dumps(description, indent=1))

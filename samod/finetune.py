@@ -253,7 +253,8 @@ def finetune(model: DiffusionModel, text_encoder: nn.Module, cache: str | Path, 
     ema = trainer.ema["model"].eval()
     save_adapter(ema, Path(out_dir) / "adapter",
                  {"window_seconds": config.window_seconds, "latent_scale": latent_scale, "steps": config.steps,
-                  "songs": len(dataset), "autoencoder_sha256": dataset.info["autoencoder_sha256"]})
+                  "songs": len(dataset), "autoencoder_sha256": dataset.info["autoencoder_sha256"],
+                  "encoder_sha256": dataset.info["encoder_sha256"]})
     return ema, history
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 from data_prep.encode import encode_corpus, reconstruct_corpus
 from samod.autoencoder_evaluation import table5
 from samod.autoencoder_training import AutoencoderRecipe, train_autoencoder
-from samod.campaign import EXPORT, load_exported
+from samod import chroma
+from samod.campaign import DECODER, EXPORT, Evaluation, load_exported, train_decoder
 from samod.clap_evaluation import RETRIEVAL_NUMBERS, evaluate_clap, evaluation_prompt
 from samod.clap_training import HOLDOUT_EVERY, ClapRecipe, train_clap
 from samod.data import read_metadata, split_records
@@ -34,8 +35,9 @@ from samod.diffusion_training import DiffusionRecipe, train_diffusion
 from samod.evaluation import length_quartiles, prompt_adherence, timing_adherence
 from samod.generation import Pipeline
 from samod.profiles import Profile, get_profile
-from samod.weights import (autoencoder_checkpoint, load_autoencoder, load_clap, provenance, reference_file,
-                           run_facts, save_reference, stage_dir)
+from samod.train import CHECKPOINT_NAME
+from samod.weights import (autoencoder_checkpoint, encoder_sha256, load_autoencoder, load_clap, provenance,
+                           reference_file, run_facts, save_reference, stage_dir)
 
 
 def train_in_segments(folder: Path, steps: int, evaluate_every: int, train_to, measure, audio_hours) -> tuple:
@@ -97,13 +99,19 @@ def train_reference_autoencoder(steps: int | None = None, evaluate_every: int = 
     return save_reference("autoencoder", model.state_dict(), info, profile)
 
 
-def promote_campaign(files: int = 16, profile: Profile | None = None) -> Path:
+def promote_campaign(files: int = 16, profile: Profile | None = None, decoder_steps: int = 0,
+                     evaluate_every: int = 250) -> Path:
     """Make the autoencoder campaign's exported weights (samod/weights/<profile>/autoencoder_campaign.*) the
     profile's reference autoencoder, measured as `train_reference_autoencoder` measures its runs.
 
     The campaign (samod/campaign.py) continues the reference recipe's run with the phases that brought the
     notes through; CLAP and the DiT then train on these weights' reconstructions and latents. The provenance
     keeps the recipe run it started from ("base") and the campaign's own ("campaign"): steps count both.
+
+    With `decoder_steps`, the decoder is then fine-tuned alone for that many steps (`campaign.train_decoder`, in
+    <profile>/checkpoints/reference/decoder/, measured every `evaluate_every` steps: "decoder" in the provenance).
+    The encoder, and so every latent, stays the same, so CLAP and the DiT trained after the plain promotion
+    stay valid: `make weights` promotes, trains them, then promotes again with the decoder fine-tuned.
     """
     facts = run_facts()
     profile = profile or get_profile()
@@ -118,10 +126,17 @@ def promote_campaign(files: int = 16, profile: Profile | None = None) -> Path:
     steps = base["steps"] + campaign["steps"]
     # the campaign trains on one thread and keeps its CPU time, which stands for its wall time here
     minutes = base["wall_minutes"] + campaign["cpu_hours"] * 60
-    final = {"step": steps, "wall_minutes": minutes, "audio_hours": base["audio_hours"] + campaign["audio_hours"],
-             **_autoencoder_measures(model, held_out[:files]),
-             **{k: v for k, v in campaign["final"].items() if k not in ("step", "stft_distance", "mel_distance",
-                                                                         "silence_gap_db")}}
+    audio_hours = base["audio_hours"] + campaign["audio_hours"]
+    notes = {k: v for k, v in campaign["final"].items() if k not in ("step", "stft_distance", "mel_distance",
+                                                                     "silence_gap_db")}
+    decoder = None
+    if decoder_steps:
+        model, decoder = _fine_tune_decoder(decoder_steps, evaluate_every, profile)
+        steps, minutes, audio_hours = steps + decoder_steps, minutes + decoder["wall_minutes"], \
+            audio_hours + decoder["audio_hours"]
+        notes = {k: v for k, v in decoder["final"].items() if k not in ("step", "wall_minutes", "audio_hours")}
+    final = {"step": steps, "wall_minutes": minutes, "audio_hours": audio_hours,
+             **_autoencoder_measures(model, held_out[:files]), **notes}
     info = {"stage": "autoencoder", "profile": profile.name, **facts,
             "hardware": f"{base['hardware']} (the recipe), {campaign['hardware']} (the campaign)",
             "seed": profile.seed, "steps": steps, "audio_hours": final["audio_hours"], "wall_minutes": minutes,
@@ -132,10 +147,44 @@ def promote_campaign(files: int = 16, profile: Profile | None = None) -> Path:
             "base": {k: v for k, v in base.items() if k not in ("stage",)},
             "campaign": {k: campaign[k] for k in ("commit", "command", "steps", "audio_hours", "cpu_hours",
                                                    "cpu_hours_with_trials", "phase", "final")}}
-    print(f"reference autoencoder: {base['steps']} steps of the recipe, then {campaign['steps']} of the campaign; "
+    if decoder:
+        info["decoder"] = decoder
+        info["wall_minutes_note"] += ", then the decoder fine-tune's wall time"
+    print(f"reference autoencoder: {base['steps']} steps of the recipe, then {campaign['steps']} of the campaign"
+          f"{f', then {decoder_steps} of the decoder alone' if decoder else ''}; "
           f"chroma identification {final['chroma_identification']:.2f}, Table 5 identification "
           f"{final['identification']:.2f}", flush=True)
     return save_reference("autoencoder", model.state_dict(), info, profile)
+
+
+def _fine_tune_decoder(steps: int, evaluate_every: int, profile: Profile) -> tuple:
+    """The exported campaign weights with their decoder fine-tuned `steps` steps (resumable), measured every
+    `evaluate_every` steps as the campaign measures its points, plus the chroma clarity and movement of the
+    reconstructions against the corpus's range (samod.chroma.harmony); returns (model, provenance section)."""
+    facts = run_facts()
+    folder = profile.checkpoint_dir / "reference" / "decoder"
+    training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
+    corpus = chroma.corpus_harmony(training[:64])
+    evaluation = Evaluation()
+
+    def measure(model) -> dict:
+        measured = evaluation(model)
+        clips = [chroma.harmony(a) for a in evaluation.reconstruct(model)[1]]
+        placed = chroma.inside_range({k: [c[k] for c in clips] for k in chroma.HARMONY}, corpus)
+        return {**measured, **{f"{k}_median": placed[k]["median"] for k in chroma.HARMONY},
+                **{f"{k}_inside": placed[k]["inside"] for k in chroma.HARMONY}}
+
+    model, curve = train_in_segments(folder, steps, evaluate_every,
+                                     lambda step: train_decoder(step, folder, evaluate_every), measure,
+                                     lambda step: step * DECODER.batch_size * DECODER.crop_samples
+                                     / DECODER.model.sample_rate / 3600)
+    if encoder_sha256(folder / CHECKPOINT_NAME) != encoder_sha256(reference_file(EXPORT, profile)):
+        raise RuntimeError(f"the decoder fine-tune in {folder} changed the encoder: its latents are not the "
+                           f"campaign's any more (delete the folder and train again)")
+    return model, {"commit": facts["commit"], "command": facts["command"], "hardware": facts["hardware"],
+                   "steps": steps, "wall_minutes": curve[-1]["wall_minutes"], "audio_hours": curve[-1]["audio_hours"],
+                   "recipe": json.loads(json.dumps(asdict(DECODER))), "precision": "bf16",
+                   "started_from": f"the campaign's exported weights ({EXPORT})", "final": curve[-1], "curve": curve}
 
 
 def _autoencoder_measures(model, records: list[dict]) -> dict:
@@ -267,6 +316,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finetune-steps", type=int, default=None, help="diffusion: steps of the second stage "
                                                                           "(default: --steps)")
     parser.add_argument("--evaluate-every", type=int, default=None, help="steps between measurements")
+    parser.add_argument("--decoder-steps", type=int, default=0,
+                        help="with --from-campaign: then fine-tune the decoder alone for this many steps")
     parser.add_argument("--from-campaign", action="store_true",
                         help="autoencoder: promote the campaign's exported weights instead of training "
                              "(samod/campaign.py)")
@@ -274,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_campaign:
         if args.stage != "autoencoder":
             parser.error("--from-campaign is for the autoencoder stage only")
-        path = promote_campaign()
+        path = promote_campaign(decoder_steps=args.decoder_steps, evaluate_every=args.evaluate_every or 250)
         print(f"wrote {path} and {path.with_suffix('.json').name}")
         return
     kwargs = {"evaluate_every": args.evaluate_every} if args.evaluate_every else {}

@@ -23,6 +23,7 @@ Taught in notebooks/01_autoencoder.ipynb (the first stage that ships weights).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -153,6 +154,32 @@ def autoencoder_weights(profile: Profile | None = None, source: str | None = Non
     them) or the profile's own checkpoint (`source="own"` or SAMOD_WEIGHTS=own)."""
     profile = profile or get_profile()
     return weights_for("autoencoder", profile.checkpoint_dir / "autoencoder" / CHECKPOINT_NAME, profile, source)
+
+
+# where an encoder's weights sit in the files an autoencoder is loaded from: a Trainer checkpoint (its EMA), the
+# shipped reference weights, a Stable Audio Open checkpoint (samod.pretrained)
+ENCODER_PREFIXES = ("ema.autoencoder.encoder.", "encoder.", "pretransform.model.encoder.")
+
+
+def encoder_sha256(checkpoint: str | Path) -> str:
+    """What fixes an autoencoder's latents: the SHA-256 of its encoder's weights in `checkpoint` (reference weights,
+    a Trainer checkpoint, whose EMA encoder is hashed, or a Stable Audio Open checkpoint's pretransform).
+
+    Latent caches and the DiTs trained on them are tied to this, not to the whole file, so that a decoder
+    fine-tuned alone (encoder frozen: `AutoencoderRecipe.train_encoder`) leaves them valid. Reconstructions
+    depend on the decoder too and stay tied to the file (`file_sha256`)."""
+    tensors = load_file(str(checkpoint))
+    prefix = next((p for p in ENCODER_PREFIXES if any(k.startswith(p) for k in tensors)), None)
+    if prefix is None:
+        raise KeyError(f"{checkpoint} holds no encoder weights (no tensor name starts with one of "
+                       f"{', '.join(ENCODER_PREFIXES)}): is it an autoencoder's checkpoint?")
+    names = sorted(k for k in tensors if k.startswith(prefix))
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name[len(prefix):].encode())
+        tensor = tensors[name].float() if tensors[name].is_floating_point() else tensors[name]  # fp16 or fp32 alike
+        digest.update(tensor.contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def autoencoder_checkpoint(profile: Profile | None = None, source: str | None = None) -> Path:
@@ -288,10 +315,12 @@ def load_diffusion_folder(folder: Path, ema: bool = True) -> tuple[DiffusionMode
 
 def _check_autoencoder(description: dict, autoencoder_checkpoint: str | Path | None, where: Path) -> None:
     if autoencoder_checkpoint is not None:
-        sha = file_sha256(autoencoder_checkpoint)
-        if sha != description["autoencoder_sha256"]:
+        # the encoder's weights (DiTs since the decoder could be fine-tuned alone), else the whole file's
+        key = "encoder_sha256" if "encoder_sha256" in description else "autoencoder_sha256"
+        sha = (encoder_sha256 if key == "encoder_sha256" else file_sha256)(autoencoder_checkpoint)
+        if sha != description[key]:
             raise ValueError(f"the DiT {where} was trained on the latents of another autoencoder "
-                             f"(SHA-256 {description['autoencoder_sha256'][:12]}..., given {sha[:12]}...): "
+                             f"({key} {description[key][:12]}..., given {sha[:12]}...): "
                              f"use the VAE it was made for (SAMOD_WEIGHTS selects reference or own weights "
                              f"for every stage together), or re-encode the corpus "
                              f"(python -m data_prep.encode --force) and retrain the DiT")

@@ -208,14 +208,15 @@ def test_cache_holds_posteriors_and_the_silence_latent(toy_profile, cache):
 def test_cache_of_another_autoencoder_is_refused(toy_profile, cache, tmp_path):
     from data_prep.encode import encode_corpus
     from samod.autoencoder import Autoencoder, AutoencoderConfig
-    from samod.train import file_sha256
+    from safetensors.torch import save_file
+    from samod.weights import encoder_sha256
 
-    other = tmp_path / "other.bin"
-    other.write_bytes(b"another checkpoint")
+    other = tmp_path / "other.safetensors"
+    save_file({"encoder.w": torch.ones(2)}, str(other))
     with pytest.raises(RuntimeError, match="another autoencoder"):
         encode_corpus(Autoencoder(AutoencoderConfig.tiny()), other, toy_profile.corpus_dir / "metadata.jsonl",
                       cache, progress=False)
-    assert json.loads((cache / "info.json").read_text())["autoencoder_sha256"] != file_sha256(other)
+    assert json.loads((cache / "info.json").read_text())["encoder_sha256"] != encoder_sha256(other)
 
 
 def test_reconstructions_are_the_decoded_posterior_mean_and_tied_to_their_autoencoder(toy_profile, tmp_path):
@@ -286,8 +287,9 @@ def test_both_stages_train_resume_and_load(toy_profile, trained):
 
 
 def test_dit_made_for_another_autoencoder_fails_at_load(toy_profile, trained, tmp_path):
+    from safetensors.torch import save_file
     other = tmp_path / "other.safetensors"
-    other.write_bytes(b"not the VAE the DiT was trained on")
+    save_file({"encoder.w": torch.ones(2)}, str(other))  # not the VAE the DiT was trained on
     with pytest.raises(ValueError, match="another autoencoder"):
         load_diffusion(toy_profile, "finetune", autoencoder_checkpoint=other)
 

@@ -67,7 +67,8 @@ def write_cache(folder, channels=8, songs=(("a", 40, 20.0), ("b", 90, 45.0), ("c
     """A latent cache as data_prep.encode writes it: info.json, index.jsonl, silence and per-song posteriors."""
     folder.mkdir(parents=True)
     g = torch.Generator().manual_seed(0)
-    (folder / "info.json").write_text(json.dumps({"autoencoder_sha256": "0" * 64, "latent_channels": channels,
+    (folder / "info.json").write_text(json.dumps({"encoder_sha256": "1" * 64, "autoencoder_sha256": "0" * 64,
+                                                  "latent_channels": channels,
                                                   "latent_rate": 2.0, "downsampling": 2048, "sample_rate": 44100}))
     save_file({"mean": torch.zeros(channels), "std": torch.full((channels,), 0.1)}, str(folder / "silence.safetensors"))
     index = []

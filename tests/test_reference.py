@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from samod import weights
 from samod.autoencoder import Autoencoder, AutoencoderConfig
@@ -119,13 +120,12 @@ def test_load_diffusion_follows_the_switch_and_checks_its_autoencoder(tmp_path, 
     monkeypatch.setenv("SAMOD_HOME", str(tmp_path / "home"))
     tiny = get_profile("tiny")
     vae = tmp_path / "vae.safetensors"
-    vae.write_bytes(b"the autoencoder the DiT was trained on")
-    from samod.train import file_sha256
+    save_file({"encoder.w": torch.zeros(3), "decoder.w": torch.zeros(3)}, str(vae))  # the VAE the DiT trained on
     config = replace(DiTConfig.tiny(), width=32, depth=1, heads=2, cross_kv_heads=1)
     torch.manual_seed(0)
     model = DiffusionModel(config)
     description = {"stage": "finetune", "dit": asdict(config), "window_frames": 1292,
-                   "autoencoder_sha256": file_sha256(vae)}
+                   "encoder_sha256": weights.encoder_sha256(vae)}
     weights.save_reference("dit_finetune", model.state_dict(), {"steps": 5, "wall_minutes": 0.2, "hardware": "test",
                                                                   "description": description}, tiny)
     choice = diffusion_weights(tiny, "finetune", "reference")
@@ -135,12 +135,42 @@ def test_load_diffusion_follows_the_switch_and_checks_its_autoencoder(tmp_path, 
     assert loaded_description == description and not loaded.training
     for name, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value.half().float())
+    retuned = tmp_path / "decoder_fine_tuned.safetensors"  # the same encoder: the same latents
+    save_file({"encoder.w": torch.zeros(3), "decoder.w": torch.ones(3)}, str(retuned))
+    load_diffusion(tiny, "finetune", autoencoder_checkpoint=retuned, source="reference")
     other = tmp_path / "other.safetensors"
-    other.write_bytes(b"another autoencoder")
+    save_file({"encoder.w": torch.ones(3), "decoder.w": torch.zeros(3)}, str(other))
     with pytest.raises(ValueError, match="another autoencoder.*SAMOD_WEIGHTS"):
         load_diffusion(tiny, "finetune", autoencoder_checkpoint=other, source="reference")
     with pytest.raises(FileNotFoundError, match="no trained DiT"):
         load_diffusion(tiny, "finetune", source="own")
+
+
+def test_encoder_sha256_follows_the_encoder_only(tmp_path):
+    """The latents' identity: the same for a reference file and a Trainer checkpoint of the same encoder,
+    unchanged by a new decoder, changed by any change of the encoder."""
+    torch.manual_seed(0)
+    model = Autoencoder(AutoencoderConfig(channels=2, latent_dim=4))
+    state = model.state_dict()
+    reference, trainer_checkpoint = tmp_path / "reference.safetensors", tmp_path / "last.safetensors"
+    save_file(state, str(reference))
+    save_file({**{f"ema.autoencoder.{k}": v for k, v in state.items()},
+               **{f"modules.autoencoder.{k}": torch.zeros_like(v) for k, v in state.items()}}, str(trainer_checkpoint))
+    sha = weights.encoder_sha256(reference)
+    assert weights.encoder_sha256(trainer_checkpoint) == sha  # the EMA encoder is the one hashed
+    decoder_name = next(k for k in state if k.startswith("decoder."))
+    save_file({**state, decoder_name: state[decoder_name] + 1}, str(reference))
+    assert weights.encoder_sha256(reference) == sha
+    encoder_name = next(k for k in state if k.startswith("encoder.") and state[k].is_floating_point())
+    changed = state[encoder_name].clone()
+    changed.view(-1)[0] = torch.nextafter(changed.view(-1)[0], torch.tensor(1.0))  # one bit
+    save_file({**state, encoder_name: changed}, str(reference))
+    assert weights.encoder_sha256(reference) != sha
+    save_file({f"pretransform.model.{k}": v for k, v in state.items()}, str(reference))  # as in SAO's checkpoint
+    assert weights.encoder_sha256(reference) == sha
+    save_file({"decoder.w": torch.zeros(2)}, str(reference))
+    with pytest.raises(KeyError, match="no encoder weights"):
+        weights.encoder_sha256(reference)
 
 
 PROVENANCE = ("commit", "command", "seed", "steps", "audio_hours", "wall_minutes", "hardware", "final", "curve")
