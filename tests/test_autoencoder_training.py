@@ -263,6 +263,35 @@ def test_stage_trains_end_to_end_with_the_trainer(tmp_path):
     DummyAutoencoder().load_state_dict(weights)
 
 
+class TwoPartAutoencoder(nn.Module):
+    """An encoder and a decoder, named as in samod.autoencoder.Autoencoder."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.decoder = nn.Conv1d(2, 2, 3, padding=1), nn.Conv1d(2, 2, 3, padding=1)
+
+    def forward(self, audio):
+        y = self.decoder(self.encoder(audio))
+        return SimpleNamespace(reconstruction=y, kl=(y ** 2).mean() * 0)
+
+
+def test_a_frozen_encoder_keeps_its_weights_and_ema_while_the_decoder_learns(tmp_path):
+    torch.manual_seed(0)
+    config = AutoencoderLossConfig(disc_filters=4, disc_fft_sizes=(512, 256, 128), discriminator_start=10 ** 9)
+    stage = AutoencoderStage(TwoPartAutoencoder(), config, generator_optimizer("tiny"), discriminator_optimizer("tiny"),
+                             train_encoder=False)
+    encoder = {k: v.clone() for k, v in stage.autoencoder.encoder.state_dict().items()}
+    decoder = stage.autoencoder.decoder.weight.clone()
+    audio = torch.randn(4, 2, 8192, generator=torch.Generator().manual_seed(0)) * 0.1
+    Trainer(stage, TrainConfig(steps=3, progress=False, device="cpu"), tmp_path).fit(
+        StepBatches([{"audio": a} for a in audio], batch_size=2))
+    for name, value in encoder.items():
+        assert torch.equal(stage.autoencoder.encoder.state_dict()[name], value), name  # bit for bit
+    ema = load_weights(tmp_path / "last.safetensors", "autoencoder")
+    assert all(torch.equal(ema[f"encoder.{k}"], v) for k, v in encoder.items())  # so are the exported weights
+    assert not torch.equal(stage.autoencoder.decoder.weight, decoder)
+
+
 def test_recipe_trains_saves_loads_and_scores(tmp_path, monkeypatch):
     """train_autoencoder on a 4-song corpus with a micro recipe, then load_autoencoder and table5."""
     from dataclasses import replace
