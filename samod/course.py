@@ -21,7 +21,7 @@ from typing import Callable
 
 from samod.chroma import KEEPS_NOTES
 from samod.profiles import REPO_ROOT, Profile, get_profile
-from samod.weights import promoted_campaign_step
+from samod.weights import decoder_fine_tune_steps, promoted_campaign_step
 
 REFERENCE_FIGURES = REPO_ROOT / "figures"  # the tiny profile's reference run, committed
 
@@ -64,12 +64,15 @@ def _campaign(d: dict) -> str:
     whether its weights became the reference autoencoder (the shipped provenance says from which step)."""
     last = d["points"][-1]
     rhythm = d.get("stand_ins", {}).get("rhythm only")
-    promoted = promoted_campaign_step(get_profile(d.get("profile", "tiny")))
+    profile = get_profile(d.get("profile", "tiny"))
+    promoted, decoder = promoted_campaign_step(profile), decoder_fine_tune_steps(profile)
     return (f"The campaign (section 6) continued the recipe's autoencoder for {last['step']} steps "
             f"({last['cpu_hours']:.1f} CPU-hours): chroma identification {last['chroma_identification']:.2f}"
             + (f" (the rhythm-only stand-in {rhythm['chroma_identification']:.2f})" if rhythm else "")
             + (f". Its weights at step {promoted} are the reference autoencoder that the later notebooks use; CLAP "
-               f"and the DiT were retrained on them." if promoted else
+               f"and the DiT were retrained on them" + (f", and then its decoder was fine-tuned alone for {decoder} "
+                                                        f"steps (the latents unchanged)." if decoder else ".")
+               if promoted else
                ". The later notebooks keep the recipe's weights until CLAP and the DiT are retrained on the new "
                "latents."))
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from samod.profiles import REPO_ROOT, get_profile
-from samod.weights import promoted_campaign_step
+from samod.weights import decoder_fine_tune_steps, promoted_campaign_step
 
 FIGURES = REPO_ROOT / "figures"  # the tiny profile's reference run, committed
 README = REPO_ROOT / "README.md"
@@ -50,8 +50,10 @@ def _campaign(d: dict) -> list[tuple[str, str, str, str]]:
     shipped reference autoencoder is the campaign's (its provenance names the step it was promoted from)."""
     last, first = d["points"][-1], d["points"][0]
     rhythm = d.get("stand_ins", {}).get("rhythm only")
-    promoted = promoted_campaign_step(get_profile(d.get("profile", "tiny")))
-    state = (f"the reference autoencoder is its step {promoted}" if promoted else
+    profile = get_profile(d.get("profile", "tiny"))
+    promoted, decoder = promoted_campaign_step(profile), decoder_fine_tune_steps(profile)
+    state = (f"the reference autoencoder is its step {promoted}"
+             + (f", decoder fine-tuned alone {decoder} steps more" if decoder else "") if promoted else
              "CLAP and the DiT not retrained on it yet")
     return [("autoencoder, campaign", f"chroma identification after {last['step']} more steps "
                                       f"({last['cpu_hours']:.1f} CPU-hours; {state})",
@@ -84,11 +86,14 @@ def _dit(d: dict) -> list[tuple[str, str, str, str]]:
 
 def _harmony(d: dict) -> list[tuple[str, str, str, str]]:
     """harmony.json: notebook 06's chroma clarity and movement of the renders against the corpus's songs."""
-    r, stand_in = d["renders"], d["rhythm_only"]
+    r, stand_in, decoded = d["renders"], d["rhythm_only"], d.get("reconstructions")
+
+    def pair(placed: dict) -> str:
+        return f"{placed['chroma_clarity']['inside']:.2f} / {placed['chroma_movement']['inside']:.2f}"
+
     return [("DiT", f"renders inside the corpus's 10-90 % range of chroma clarity / movement ({d['rendered_prompts']} "
-                    f"prompts): notes that stand out and move",
-             f"{r['chroma_clarity']['inside']:.2f} / {r['chroma_movement']['inside']:.2f}",
-             f"rhythm only {stand_in['chroma_clarity']['inside']:.2f} / {stand_in['chroma_movement']['inside']:.2f}")]
+                    f"prompts): notes that stand out and move", pair(r),
+             (f"held-out songs' reconstructions {pair(decoded)}; " if decoded else "") + f"rhythm only {pair(stand_in)}")]
 
 
 def _finetune(d: dict) -> list[tuple[str, str, str, str]]:

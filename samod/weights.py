@@ -110,6 +110,13 @@ def promoted_campaign_step(profile: Profile | None = None) -> int | None:
     return json.loads(shipped.read_text()).get("campaign", {}).get("steps") if shipped.exists() else None
 
 
+def decoder_fine_tune_steps(profile: Profile | None = None) -> int | None:
+    """Steps the reference autoencoder's decoder was fine-tuned alone after the campaign's weights were promoted
+    (`--from-campaign --decoder-steps N` writes them to its provenance); None when it was not."""
+    shipped = reference_file("autoencoder", profile).with_suffix(".json")
+    return json.loads(shipped.read_text()).get("decoder", {}).get("steps") if shipped.exists() else None
+
+
 def load_reference(stage: str, profile: Profile | None = None) -> dict[str, torch.Tensor]:
     """The shipped state dict of `stage`, in float32."""
     return {k: v.float() for k, v in load_file(str(reference_file(stage, profile))).items()}

@@ -110,3 +110,20 @@ def test_the_campaign_sentence_comes_from_the_committed_curve_whatever_the_run(t
     assert f"for {curve['points'][-1]['step']} steps" in sentences[-1]
     assert "autoencoder_campaign.json in figures/" in source
     assert measured_facts("01", get_profile("small")) == ([], "")  # the curve is the tiny profile's
+
+
+def test_the_campaign_sentence_and_row_say_what_became_of_its_weights(tmp_path, monkeypatch):
+    from samod import results, weights
+    curve = json.loads((REFERENCE_FIGURES / "autoencoder_campaign.json").read_text())
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
+    (tmp_path / "tiny").mkdir()
+    shipped = tmp_path / "tiny" / "autoencoder.json"
+    shipped.write_text(json.dumps({"steps": 1500}))  # the recipe's run: not promoted
+    sentence, row = measured_facts("01", get_profile("tiny"))[0][-1], results._campaign(curve)[0][1]
+    assert "keep the recipe's weights" in sentence and "not retrained" in row
+    shipped.write_text(json.dumps({"campaign": {"steps": 12250}}))
+    sentence, row = measured_facts("01", get_profile("tiny"))[0][-1], results._campaign(curve)[0][1]
+    assert "at step 12250 are the reference" in sentence and "fine-tuned" not in sentence + row
+    shipped.write_text(json.dumps({"campaign": {"steps": 12250}, "decoder": {"steps": 2000}}))
+    sentence, row = measured_facts("01", get_profile("tiny"))[0][-1], results._campaign(curve)[0][1]
+    assert "decoder was fine-tuned alone for 2000 steps" in sentence and "decoder fine-tuned alone 2000" in row
