@@ -87,7 +87,7 @@ weights: corpus
 	$(BIN)/python -m samod.reference autoencoder --from-campaign
 	$(BIN)/python -m samod.reference clap --steps 1000 --evaluate-every 250
 	$(BIN)/python -m samod.reference diffusion --steps 1000 --finetune-steps 1500 --evaluate-every 500
-	$(BIN)/python -m samod.reference autoencoder --from-campaign --decoder-steps 2000 --evaluate-every 250
+	$(BIN)/python -m samod.reference autoencoder --from-campaign --decoder-steps 1000 --evaluate-every 250
 	$(BIN)/python -m samod.demo_page --save-search samod/weights/$(SAMOD_PROFILE)/training_search.npz
 
 # Measure this machine (samod/gpu_check.py): on CUDA every stage ~20 steps at the small profile's sizes, the paper DiT's
