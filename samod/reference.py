@@ -150,6 +150,7 @@ def promote_campaign(files: int = 16, profile: Profile | None = None, decoder_st
     if decoder:
         info["decoder"] = decoder
         info["wall_minutes_note"] += ", then the decoder fine-tune's wall time"
+        info["hardware"] += f", {decoder['hardware']} (the decoder)"
     print(f"reference autoencoder: {base['steps']} steps of the recipe, then {campaign['steps']} of the campaign"
           f"{f', then {decoder_steps} of the decoder alone' if decoder else ''}; "
           f"chroma identification {final['chroma_identification']:.2f}, Table 5 identification "
