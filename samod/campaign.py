@@ -22,6 +22,9 @@ measured as it goes, so that each change of recipe ("lever") can be judged by th
 
     python -m samod.campaign --segments 20 --segment-steps 250     # one thread is enough: OMP_NUM_THREADS=1
 
+After it, `train_decoder` fine-tunes the exported weights' decoder alone (`DECODER`: the encoder frozen, so the
+latents stay the same); `python -m samod.reference autoencoder --from-campaign --decoder-steps N` runs it.
+
 Taught in notebooks/01_autoencoder.ipynb ("what longer training buys").
 """
 from __future__ import annotations

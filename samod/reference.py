@@ -11,6 +11,8 @@ is samod/weights.py.
 `python -m samod.reference autoencoder` (then clap, then diffusion) retrains them: it trains with the
 profile's recipe in segments (the Trainer resumes exactly, so a segmented run equals an uninterrupted
 one), measures the model after each segment, and exports the EMA weights with their provenance.
+`python -m samod.reference autoencoder --from-campaign` makes the campaign's weights (samod/campaign.py) the
+reference instead; with `--decoder-steps N`, with their decoder fine-tuned alone for N steps (the latents unchanged).
 
 Taught in notebooks/01_autoencoder.ipynb (the first stage that ships them).
 """
@@ -23,9 +25,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from data_prep.encode import encode_corpus, reconstruct_corpus
+from samod import chroma
 from samod.autoencoder_evaluation import table5
 from samod.autoencoder_training import AutoencoderRecipe, train_autoencoder
-from samod import chroma
 from samod.campaign import DECODER, EXPORT, Evaluation, load_exported, train_decoder
 from samod.clap_evaluation import RETRIEVAL_NUMBERS, evaluate_clap, evaluation_prompt
 from samod.clap_training import HOLDOUT_EVERY, ClapRecipe, train_clap
@@ -323,6 +325,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="autoencoder: promote the campaign's exported weights instead of training "
                              "(samod/campaign.py)")
     args = parser.parse_args(argv)
+    if args.decoder_steps and not args.from_campaign:
+        parser.error("--decoder-steps fine-tunes the promoted campaign weights' decoder: use it with --from-campaign")
     if args.from_campaign:
         if args.stage != "autoencoder":
             parser.error("--from-campaign is for the autoencoder stage only")
