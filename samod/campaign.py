@@ -233,8 +233,9 @@ def _latent_chroma(chromagram: np.ndarray, frames: int) -> np.ndarray:
 class Evaluation:
     """The campaign's measurements of one autoencoder; the inputs' chromas are computed once."""
 
-    def __init__(self, multiple: int = 2048, probe: bool = True):
+    def __init__(self, multiple: int = 2048, probe: bool = True, corpus_harmony: dict | None = None):
         profile = get_profile()
+        self.corpus_harmony = corpus_harmony  # with it, also where the outputs' harmony lies in that range
         training, held_out = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
         self.references = [_clip(r, multiple) for r in held_out[:EVAL_SONGS]]
         self.reference_chroma = [notes.chroma(a) for a in self.references]
@@ -258,13 +259,18 @@ class Evaluation:
         table5 = reconstruction_metrics(self.references, outputs, progress=False)
         envelope = input_dependence(self.references, outputs)
         probe = self._probe(model, latents) if self.probe_clips else {}
+        harmony = {}
+        if self.corpus_harmony is not None:  # chroma clarity and movement of the outputs, read against the corpus
+            clips = [notes.harmony(o) for o in outputs]
+            placed = notes.inside_range({k: [c[k] for c in clips] for k in notes.HARMONY}, self.corpus_harmony)
+            harmony = {f"{k}_{part}": placed[k][part] for k in notes.HARMONY for part in ("median", "inside")}
         return {"chroma_identification": n["chroma_identification"], "chroma_motion": n["chroma_motion"],
                 "chroma_margin": n["own_similarity"] - n["other_similarity"],
                 "envelope_identification": envelope["identification"],
                 "stft_distance": table5["stft_distance"], "mel_distance": table5["mel_distance"],
                 "si_sdr": table5["si_sdr"], "silence_gap_db": silence_gap_db(silence, outputs),
                 "frame_comb_share": float(np.mean([frame_comb_share(o) for o in outputs])), **probe,
-                **tone_following(model)}
+                **tone_following(model), **harmony}
 
     def stand_ins(self) -> dict:
         """The note measures of the two stand-ins on the same songs: the same-size low-pass (keeps the notes) and
@@ -422,8 +428,7 @@ def train_decoder(until: int, folder: Path, checkpoint_every: int) -> Autoencode
     if start is None:
         raise FileNotFoundError(f"no exported campaign weights ({reference_file(EXPORT)}): the decoder is fine-tuned "
                                 f"from them (`python -m samod.campaign --export`)")
-    model, _, _ = _train(DECODER, folder, until, checkpoint_every, precision=phase_at(PHASES[-1].start).precision,
-                         start=start)
+    model, _, _ = _train(DECODER, folder, until, checkpoint_every, precision=PHASES[-1].precision, start=start)
     return model.eval()
 
 

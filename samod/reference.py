@@ -28,7 +28,7 @@ from data_prep.encode import encode_corpus, reconstruct_corpus
 from samod import chroma
 from samod.autoencoder_evaluation import table5
 from samod.autoencoder_training import AutoencoderRecipe, train_autoencoder
-from samod.campaign import DECODER, EXPORT, Evaluation, load_exported, train_decoder
+from samod.campaign import DECODER, EXPORT, PHASES, Evaluation, load_exported, train_decoder
 from samod.clap_evaluation import RETRIEVAL_NUMBERS, evaluate_clap, evaluation_prompt
 from samod.clap_training import HOLDOUT_EVERY, ClapRecipe, train_clap
 from samod.data import read_metadata, split_records
@@ -167,16 +167,7 @@ def _fine_tune_decoder(steps: int, evaluate_every: int, profile: Profile) -> tup
     facts = run_facts()
     folder = profile.checkpoint_dir / "reference" / "decoder"
     training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
-    corpus = chroma.corpus_harmony(training[:64])
-    evaluation = Evaluation()
-
-    def measure(model) -> dict:
-        measured = evaluation(model)
-        clips = [chroma.harmony(a) for a in evaluation.reconstruct(model)[1]]
-        placed = chroma.inside_range({k: [c[k] for c in clips] for k in chroma.HARMONY}, corpus)
-        return {**measured, **{f"{k}_median": placed[k]["median"] for k in chroma.HARMONY},
-                **{f"{k}_inside": placed[k]["inside"] for k in chroma.HARMONY}}
-
+    measure = Evaluation(corpus_harmony=chroma.corpus_harmony(training[:64]))
     model, curve = train_in_segments(folder, steps, evaluate_every,
                                      lambda step: train_decoder(step, folder, evaluate_every), measure,
                                      lambda step: step * DECODER.batch_size * DECODER.crop_samples
@@ -186,7 +177,7 @@ def _fine_tune_decoder(steps: int, evaluate_every: int, profile: Profile) -> tup
                            f"campaign's any more (delete the folder and train again)")
     return model, {"commit": facts["commit"], "command": facts["command"], "hardware": facts["hardware"],
                    "steps": steps, "wall_minutes": curve[-1]["wall_minutes"], "audio_hours": curve[-1]["audio_hours"],
-                   "recipe": json.loads(json.dumps(asdict(DECODER))), "precision": "bf16",
+                   "recipe": json.loads(json.dumps(asdict(DECODER))), "precision": PHASES[-1].precision,
                    "started_from": f"the campaign's exported weights ({EXPORT})", "final": curve[-1], "curve": curve}
 
 

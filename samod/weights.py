@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer
 
@@ -103,18 +104,22 @@ def provenance(stage: str, profile: Profile | None = None) -> dict:
     return json.loads(path.read_text())
 
 
+def _autoencoder_section_steps(section: str, profile: Profile | None) -> int | None:
+    """`steps` of a section ("campaign", "decoder") of the reference autoencoder's provenance, if it has one."""
+    shipped = reference_file("autoencoder", profile).with_suffix(".json")
+    return json.loads(shipped.read_text()).get(section, {}).get("steps") if shipped.exists() else None
+
+
 def promoted_campaign_step(profile: Profile | None = None) -> int | None:
     """The campaign step (samod/campaign.py) whose weights are the profile's reference autoencoder, from its
     provenance (`python -m samod.reference autoencoder --from-campaign` writes it); None when it is not one."""
-    shipped = reference_file("autoencoder", profile).with_suffix(".json")
-    return json.loads(shipped.read_text()).get("campaign", {}).get("steps") if shipped.exists() else None
+    return _autoencoder_section_steps("campaign", profile)
 
 
 def decoder_fine_tune_steps(profile: Profile | None = None) -> int | None:
     """Steps the reference autoencoder's decoder was fine-tuned alone after the campaign's weights were promoted
     (`--from-campaign --decoder-steps N` writes them to its provenance); None when it was not."""
-    shipped = reference_file("autoencoder", profile).with_suffix(".json")
-    return json.loads(shipped.read_text()).get("decoder", {}).get("steps") if shipped.exists() else None
+    return _autoencoder_section_steps("decoder", profile)
 
 
 def load_reference(stage: str, profile: Profile | None = None) -> dict[str, torch.Tensor]:
@@ -175,17 +180,18 @@ def encoder_sha256(checkpoint: str | Path) -> str:
     Latent caches and the DiTs trained on them are tied to this, not to the whole file, so that a decoder
     fine-tuned alone (encoder frozen: `AutoencoderRecipe.train_encoder`) leaves them valid. Reconstructions
     depend on the decoder too and stay tied to the file (`file_sha256`)."""
-    tensors = load_file(str(checkpoint))
-    prefix = next((p for p in ENCODER_PREFIXES if any(k.startswith(p) for k in tensors)), None)
-    if prefix is None:
-        raise KeyError(f"{checkpoint} holds no encoder weights (no tensor name starts with one of "
-                       f"{', '.join(ENCODER_PREFIXES)}): is it an autoencoder's checkpoint?")
-    names = sorted(k for k in tensors if k.startswith(prefix))
     digest = hashlib.sha256()
-    for name in names:
-        digest.update(name[len(prefix):].encode())
-        tensor = tensors[name].float() if tensors[name].is_floating_point() else tensors[name]  # fp16 or fp32 alike
-        digest.update(tensor.contiguous().view(torch.uint8).numpy().tobytes())
+    with safe_open(str(checkpoint), framework="pt") as f:  # reads the encoder's tensors only (a SAO file is GBs)
+        keys = list(f.keys())
+        prefix = next((p for p in ENCODER_PREFIXES if any(k.startswith(p) for k in keys)), None)
+        if prefix is None:
+            raise KeyError(f"{checkpoint} holds no encoder weights (no tensor name starts with one of "
+                           f"{', '.join(ENCODER_PREFIXES)}): is it an autoencoder's checkpoint?")
+        for name in sorted(k for k in keys if k.startswith(prefix)):
+            tensor = f.get_tensor(name)
+            tensor = tensor.float() if tensor.is_floating_point() else tensor  # fp16 or fp32 alike
+            digest.update(name[len(prefix):].encode())
+            digest.update(tensor.contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
