@@ -108,6 +108,20 @@ def _prompt(d: dict) -> str:
                if "genre_majority" in p else "") + ".")
 
 
+
+def _genre_generalization(d: dict) -> str:
+    held, seen = d["held-out songs' prompts"], d["training songs' prompts"]
+    gap = seen["genre_accuracy"] - held["genre_accuracy"]
+    if seen["genre_accuracy"] < 3 * seen["genre_chance"]:
+        verdict = "it does not make the genres yet, not even those of its training songs"
+    elif gap > 0.1:
+        verdict = "it has memorised its songs more than it has learned what a genre sounds like"
+    else:
+        verdict = "it makes the genres of new songs about as often as those of its training songs"
+    return (f"Genre of songs it trained on: renders of {seen['prompts']} training songs' prompts are named right "
+            f"{_x(seen['genre_accuracy'], seen['genre_chance'])}, against {held['genre_accuracy']:.2f} for held-out "
+            f"songs' prompts: {verdict}.")
+
 def _sampling(d: dict) -> str:
     s, x = d["sampler_error_vs_reference"], d["length_example"]
     error = dict(zip(s["steps"], s["DPM-Solver++(2M)"]))
@@ -211,7 +225,8 @@ FACTS: dict[str, list[Fact]] = {
     "04": [Fact("diffusion_training.json", _diffusion_training), Fact("dit_training_curve.json", _dit_curve)],
     "05": [Fact("generation_checks.json", _sampling)],
     "05-song": [Fact("demo_song.json", _demo_song), Fact("table5_autoencoder.json", _song_notes)],  # before the song
-    "06": [Fact("adherence.json", _timing), Fact("adherence.json", _prompt), Fact("harmony.json", _harmony),
+    "06": [Fact("adherence.json", _timing), Fact("adherence.json", _prompt),
+           Fact("genre_generalization.json", _genre_generalization), Fact("harmony.json", _harmony),
            Fact("evaluation.json", _evaluation)],
     "07": [Fact("structure_validation.json", _structure)],
     "08": [Fact("memorization.json", _memorization)],
