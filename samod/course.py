@@ -118,7 +118,7 @@ def _genre_generalization(d: dict) -> str:
         verdict = "it has memorised its songs more than it has learned what a genre sounds like"
     else:
         verdict = "it makes the genres of new songs about as often as those of its training songs"
-    return (f"Genre of songs it trained on: renders of {seen['prompts']} training songs' prompts are named right "
+    return (f"Genre of songs it trained on: renders of {seen['prompts']} prompts of training songs are named right "
             f"{_x(seen['genre_accuracy'], seen['genre_chance'])}, against {held['genre_accuracy']:.2f} for held-out "
             f"songs' prompts: {verdict}.")
 
