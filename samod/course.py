@@ -108,7 +108,6 @@ def _prompt(d: dict) -> str:
                if "genre_majority" in p else "") + ".")
 
 
-
 def _genre_generalization(d: dict) -> str:
     held, seen = d["held-out songs' prompts"], d["training songs' prompts"]
     gap = seen["genre_accuracy"] - held["genre_accuracy"]
@@ -121,6 +120,7 @@ def _genre_generalization(d: dict) -> str:
     return (f"Genre of songs it trained on: renders of {seen['prompts']} prompts of training songs are named right "
             f"{_x(seen['genre_accuracy'], seen['genre_chance'])}, against {held['genre_accuracy']:.2f} for held-out "
             f"songs' prompts: {verdict}.")
+
 
 def _sampling(d: dict) -> str:
     s, x = d["sampler_error_vs_reference"], d["length_example"]
