@@ -109,17 +109,12 @@ def _prompt(d: dict) -> str:
 
 
 def _genre_generalization(d: dict) -> str:
+    from samod.evaluation import GENRE_READINGS, genre_reading  # the reading notebook 06 prints
+
     held, seen = d["held-out songs' prompts"], d["training songs' prompts"]
-    gap = seen["genre_accuracy"] - held["genre_accuracy"]
-    if seen["genre_accuracy"] < 3 * seen["genre_chance"]:
-        verdict = "it does not make the genres yet, not even those of its training songs"
-    elif gap > 0.1:
-        verdict = "it has memorised its songs more than it has learned what a genre sounds like"
-    else:
-        verdict = "it makes the genres of new songs about as often as those of its training songs"
     return (f"Genre of songs it trained on: renders of {seen['prompts']} prompts of training songs are named right "
             f"{_x(seen['genre_accuracy'], seen['genre_chance'])}, against {held['genre_accuracy']:.2f} for held-out "
-            f"songs' prompts: {verdict}.")
+            f"songs' prompts: it {GENRE_READINGS[genre_reading(seen, held)]}.")
 
 
 def _sampling(d: dict) -> str:

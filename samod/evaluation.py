@@ -391,6 +391,24 @@ def prompt_adherence(pipeline: Pipeline, prompts: list[str], seconds: float = 5.
     return result
 
 
+GENRE_READINGS = {  # what a model's genre accuracies on training and held-out songs' prompts say, by `genre_reading`
+    "no genres": "does not make the genres yet, not even those of the songs it trained on",
+    "memorised": "makes the genres of songs it trained on, and those of new songs less often: it has memorised "
+                 "songs more than it has learned what a genre sounds like",
+    "generalises": "makes the genres of new songs about as often as those of songs it trained on",
+}
+
+
+def genre_reading(seen: dict, held: dict, gap: float = 0.1) -> str:
+    """Which reading of GENRE_READINGS holds for two `prompt_adherence` results with genre labels: `seen` on
+    prompts of training songs, `held` on prompts of held-out songs. "no genres" when the training songs' renders
+    are named right less than 3x chance; "memorised" when the held-out songs' renders are named right `gap` or
+    more less often than those; else "generalises"."""
+    if seen["genre_accuracy"] < 3 * seen["genre_chance"]:
+        return "no genres"
+    return "memorised" if seen["genre_accuracy"] - held["genre_accuracy"] > gap else "generalises"
+
+
 # ----------------------------------------------------------------------------------------------------
 # 5. Paper 1 Table 1: parameter counts
 

@@ -236,6 +236,22 @@ def train_reference_clap(steps: int | None = None, evaluate_every: int = 500, pr
     return path
 
 
+def measure_diffusion(pipeline: Pipeline, held_out: list[dict], training: list[dict], genres: list[str],
+                      profile: Profile, harmony: bool = False) -> dict:
+    """What the reference DiT's run measures along its training (notebook 04 §8 plots it): the timing adherence
+    of 8 held-out songs' prompts at the lower and upper quartiles of the training songs' lengths, then the prompt
+    adherence and zero-shot genre accuracy of one render for each held-out song's prompt (`samod.evaluation`; with
+    `harmony`, each render's chroma clarity and movement too, under "prompt_harmony")."""
+    prompts = [evaluation_prompt(r) for r in held_out]
+    lengths = length_quartiles(training, pipeline.window_seconds)
+    timing = timing_adherence(pipeline, prompts[:8], lengths, steps=10)
+    labels = [genres.index(r["genre"]) for r in held_out]
+    adherence = prompt_adherence(pipeline, prompts, lengths[0], steps=10, labels=labels, genres=genres,
+                                 clip_seconds=ClapRecipe.for_profile(profile.name).crop_seconds, harmony=harmony)
+    return {"timing_median_db": timing["median_after_vs_before_db"], "timing_lengths": timing["lengths"],
+            **{f"prompt_{k}": v for k, v in adherence.items() if k not in ("steps", "differences")}}
+
+
 def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_every: int = 250,
                               profile: Profile | None = None) -> list[Path]:
     """Train both DiT stages of the profile's recipe on the reference autoencoder's latents with the
@@ -263,8 +279,6 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
     records = read_metadata(metadata)
     genres = sorted({r["genre"] for r in records})
     _, held_out = split_records(records)  # the songs the DiT never sees
-    prompts = [evaluation_prompt(r) for r in held_out]
-    labels = [genres.index(r["genre"]) for r in held_out]
     training = read_metadata(cache / "index.jsonl")  # timing is measured at lengths these songs have
     paths = []
     for stage in STAGES:
@@ -275,19 +289,14 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
         def measure(model, stage=stage) -> dict:
             description = json.loads((stage_dir(profile, stage, root) / CONFIG_NAME).read_text())
             pipeline = Pipeline(autoencoder, model, clap, description["window_frames"], description)
-            lengths = length_quartiles(training, pipeline.window_seconds)
-            timing = timing_adherence(pipeline, prompts[:8], lengths, steps=10)
-            adherence = prompt_adherence(pipeline, prompts, lengths[0], steps=10, labels=labels, genres=genres,
-                                         clip_seconds=ClapRecipe.for_profile(profile.name).crop_seconds)
-            return {"timing_median_db": timing["median_after_vs_before_db"], "timing_lengths": timing["lengths"],
-                    **{f"prompt_{k}": v for k, v in adherence.items() if k not in ("steps", "differences")}}
+            return measure_diffusion(pipeline, held_out, training, genres, profile)
 
         window_seconds = profile.pretrain_seconds if stage == "pretrain" else profile.finetune_seconds
         folder = stage_dir(profile, stage, root)
         model, curve = train_in_segments(folder, recipe.steps[stage], evaluate_every, train_to, measure,
                                          lambda step: step * recipe.batch_size * window_seconds / 3600)
         info = _info(f"dit_{stage}", profile, facts, recipe, recipe.steps[stage], curve,
-                     held_out_prompts=len(prompts), training_songs=len(training),
+                     held_out_prompts=len(held_out), training_songs=len(training),
                      description=json.loads((folder / CONFIG_NAME).read_text()))
         paths.append(save_reference(f"dit_{stage}", model.state_dict(), info, profile))
     return paths

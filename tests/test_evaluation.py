@@ -65,6 +65,16 @@ class FakePipeline:
         return np.stack([tone, tone]).astype(np.float32)
 
 
+def test_genre_reading_tells_no_genres_from_memorised_from_generalising():
+    chance = 1 / 13
+    result = lambda accuracy: {"genre_accuracy": accuracy, "genre_chance": chance}
+    assert ev.genre_reading(result(0.2), result(0.2)) == "no genres"  # below 3x chance even on training songs
+    assert ev.genre_reading(result(0.42), result(0.08)) == "memorised"
+    assert ev.genre_reading(result(0.35), result(0.28)) == "generalises"
+    assert ev.genre_reading(result(0.35), result(0.25), gap=0.05) == "memorised"
+    assert set(ev.GENRE_READINGS) == {"no genres", "memorised", "generalises"}
+
+
 def test_render_set_writes_and_reuses_only_matching_settings(tmp_path):
     pipe, config = FakePipeline(), ev.EvalConfig(n_prompts=2, reference_seconds=0.5, steps=3)
     first = ev.render_set(pipe, "fake", ["x", "yy"], 0.5, config, tmp_path, model="m1", progress=False)

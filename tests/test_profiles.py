@@ -8,7 +8,7 @@ from samod.profiles import REPO_ROOT, get_profile, paper, small, tiny
 def test_default_profile_is_tiny(monkeypatch):
     monkeypatch.delenv("SAMOD_PROFILE", raising=False)
     assert get_profile() == tiny()
-    assert (tiny().n_songs, tiny().min_seconds, tiny().max_seconds) == (128, 20.0, 45.0)
+    assert (tiny().n_songs, tiny().min_seconds, tiny().max_seconds) == (512, 20.0, 45.0)
 
 
 def test_switch_reads_the_environment(monkeypatch):
