@@ -134,7 +134,7 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
                     reconstruction_table: list[dict] | None = None, reconstruction_note: str = "",
                     training_search=None, memorization: list[dict] | None = None, memorization_note: str = "",
                     neighbour_seconds: float = 10.0, reconstruction_seconds: float | None = 10.0,
-                    steps: int = 8, cfg_scale: float = 7.0, seed: int = 0, sampler: str = "dpmpp-3m-sde",
+                    steps: int = 8, cfg_scale: float | None = None, seed: int = 0, sampler: str = "dpmpp-3m-sde",
                     title: str = "samod demo", profile: str | None = None, weights: list[dict] | None = None,
                     progress: bool = True) -> Path:
     """Write out_dir/index.html (and its FLAC and PNG files) and return its path.
@@ -151,7 +151,8 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
                    text-to-music generation is shown beside its three closest ones (`neighbour_seconds` of each)
     memorization   or candidates computed elsewhere, [{"prompt", "audio": (2, T) generation, "neighbours":
                    [{"name", "similarity", "audio"?}]}], shown as given with `memorization_note`
-    steps, cfg_scale, seed, sampler  the sampling settings of every generation (few steps: a quick page)
+    steps, cfg_scale, seed, sampler  the sampling settings of every generation (few steps: a quick page; cfg_scale
+                   None: the pipeline's, `pipeline.sampling`)
     profile, weights  named in the header: the profile and rows describing the weights (see `weights_rows`)
     """
     if not prompts:
@@ -163,6 +164,7 @@ def build_demo_page(pipeline, out_dir: str | Path, *, prompts: list[str] = DEFAU
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     page = _Page(out_dir)
+    cfg_scale = pipeline.sampling.cfg_scale if cfg_scale is None else cfg_scale
     settings = dict(steps=steps, cfg_scale=cfg_scale, seed=seed, sampler=sampler)
     shown = {"sampler": sampler, "steps": steps, "cfg": cfg_scale, "seed": seed}
     started = time.perf_counter()

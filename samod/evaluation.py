@@ -80,8 +80,8 @@ class EvalConfig:
 
     @staticmethod
     def tiny() -> "EvalConfig":
-        # 6 held-out prompts x 10 s and 10 solver steps: every render of the two tables on a CPU
-        return EvalConfig(n_prompts=6, reference_seconds=10.0, steps=10)
+        # 6 held-out prompts x 10 s and 10 solver steps: every render of the two tables on a CPU; the profile's guidance
+        return EvalConfig(n_prompts=6, reference_seconds=10.0, steps=10, cfg_scale=SamplingConfig.tiny().cfg_scale)
 
     @staticmethod
     def small() -> "EvalConfig":

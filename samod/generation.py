@@ -15,7 +15,8 @@ encoded and noised to a lower sigma_max instead of starting from pure noise.
 `samod.generate` uses the trained models of the active profile (SAMOD_PROFILE); `Pipeline` holds
 them for repeated calls and for other models (samod.pretrained for Stable Audio Open). `SamplingConfig`
 holds the sampling settings and their defaults, Stable Audio Open's; each is also a keyword of `generate`
-(steps=, cfg_scale=, seed=, sampler=, ...). The same seed gives the same audio.
+(steps=, cfg_scale=, seed=, sampler=, ...). A profile's models sample with `SamplingConfig.for_profile` (Stable
+Audio Open's settings, with a lower guidance scale at tiny). The same seed gives the same audio.
 
 Shapes (glossary): B batch, A audio channels, T samples, D latent channels, L latent frames. sigma_max and
 sigma_min are variance-exploding noise levels, sigma_VE = tan(pi t / 2) (samod/sampler.py).
@@ -38,7 +39,7 @@ from data_prep.encode import silence_latent
 from samod.audio import save_audio
 from samod.autoencoder import Autoencoder
 from samod.diffusion import STAGES, DiffusionModel
-from samod.profiles import SAMPLE_RATE, Profile, get_profile
+from samod.profiles import SAMPLE_RATE, Profile, get_profile, profile_preset
 from samod.sampler import SAMPLERS, Denoiser, audio_to_audio_start, get_sigmas, init_noise, make_uncond, sample
 from samod.weights import autoencoder_checkpoint, load_autoencoder, load_clap, load_diffusion
 
@@ -54,6 +55,25 @@ class SamplingConfig:
     sigma_min: float = 0.3  # the last level before the final step, which denoises to 0
     sampler: str = "dpmpp-3m-sde"  # or "dpmpp-2m-sde", or "dpmpp-2m" (deterministic): samod.sampler.SAMPLERS
     seed: int = 0  # the same seed gives the same audio
+
+    @staticmethod
+    def tiny() -> "SamplingConfig":
+        # guidance 3, not 7: at 7 the tiny DiT's latents shrink (notebook 05 §3.2) and its renders of held-out
+        # prompts follow their prompt and genre less, and their notes move less, than at 3 (docs/experiments.md)
+        return SamplingConfig(cfg_scale=3.0)
+
+    @staticmethod
+    def small() -> "SamplingConfig":
+        return SamplingConfig()
+
+    @staticmethod
+    def paper() -> "SamplingConfig":
+        return SamplingConfig()
+
+    @staticmethod
+    def for_profile(name: str) -> "SamplingConfig":
+        """The settings a profile's trained models sample with by default (`load_pipeline`)."""
+        return profile_preset(SamplingConfig, name)
 
     def __post_init__(self):
         """Every setting checked where it enters (a keyword of `generate` lands here too)."""
@@ -115,6 +135,7 @@ class Pipeline:
     text_encoder: nn.Module  # features(prompts) -> (tokens (B, S, E), mask); CLAP (SA2) or T5 (SAO)
     window_frames: int  # L: latent frames generated per call (the training window)
     description: dict = field(default_factory=dict)  # what the model is (diffusion.json)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # generate's defaults (a profile's: load_pipeline)
     last_timing: dict = field(default_factory=dict)  # seconds spent in the last call: text, sampling, decoding
     silence: torch.Tensor | None = field(default=None, init=False, repr=False)  # (D,) the silence latent, once encoded
 
@@ -194,11 +215,12 @@ class Pipeline:
                 raise ValueError(f"{name} must be True or False, got {value!r}")
 
     @torch.no_grad()
-    def generate_latents(self, prompts: list[str], seconds: float, *, sampling: SamplingConfig = SamplingConfig(),
+    def generate_latents(self, prompts: list[str], seconds: float, *, sampling: SamplingConfig | None = None,
                          init_latents: torch.Tensor | None = None, init_noise_level: float | None = None,
                          progress: bool = True, callback=None, **settings) -> torch.Tensor:
         """prompts -> (B, D, window_frames) latents in the DiT's scale (`decode` turns them into audio; init_latents
         are in that scale too, see `encode`); see `generate` for the arguments."""
+        sampling = self.sampling if sampling is None else sampling
         self.check(prompts, seconds, init_noise_level, sampling, progress=progress, callback=callback)
         sampling = replace(sampling, **settings)  # checked by SamplingConfig
         started = time.perf_counter()
@@ -227,20 +249,21 @@ class Pipeline:
 
     @torch.no_grad()
     def generate(self, prompt: str | list[str], seconds: float | None = None, *,
-                 sampling: SamplingConfig = SamplingConfig(), init_audio: np.ndarray | torch.Tensor | None = None,
+                 sampling: SamplingConfig | None = None, init_audio: np.ndarray | torch.Tensor | None = None,
                  init_noise_level: float = 1.0, trim: bool = True, progress: bool = True, callback=None, **settings):
         """Generate stereo 44.1 kHz audio (2, T) float32 for a prompt (a list of prompts: a list of arrays).
 
         seconds      length of the music (seconds_total); None = the whole window. The window is always
                      generated in full and cut at `seconds` (trim=False keeps the tail, to inspect it).
         steps, cfg_scale, cfg_rescale, cfg_interval, sigma_max, sigma_min, sampler, seed
-                     the sampling settings by keyword (SamplingConfig says what each does and its default);
-                     sampling=SamplingConfig(...) sets them together, and a keyword overrides its field
+                     the sampling settings by keyword (SamplingConfig says what each does); sampling=SamplingConfig(...)
+                     sets them together (default: the pipeline's `sampling`), and a keyword overrides its field
         init_audio   audio-to-audio: (2, T) audio at 44.1 kHz whose latents are noised to init_noise_level
                      (0.1: small variations ... 100: almost a new piece) instead of starting at sigma_max
         """
         prompts = prompt_list(prompt)
         seconds = self.window_seconds if seconds is None else seconds
+        sampling = self.sampling if sampling is None else sampling
         self.check(prompts, seconds, init_noise_level, sampling, trim=trim, progress=progress, callback=callback)
         sampling = replace(sampling, **settings)  # a misspelled setting fails here, naming SamplingConfig
         seconds = float(seconds)
@@ -266,7 +289,8 @@ class Pipeline:
 
 
 def load_pipeline(profile: Profile | None = None, stage: str = "finetune", device: str | None = None) -> Pipeline:
-    """The trained VAE, CLAP and DiT (`stage`: "pretrain" or "finetune") of a profile, checked to belong together."""
+    """The trained VAE, CLAP and DiT (`stage`: "pretrain" or "finetune") of a profile, checked to belong together,
+    sampling with the profile's defaults (SamplingConfig.for_profile)."""
     profile = profile or get_profile()
     autoencoder = load_autoencoder(profile)
     model, description = load_diffusion(profile, stage, autoencoder_checkpoint=autoencoder_checkpoint(profile))
@@ -275,7 +299,8 @@ def load_pipeline(profile: Profile | None = None, stage: str = "finetune", devic
         raise ValueError(f"the DiT expects {model.config.cond_dim}-wide text tokens, the profile's CLAP gives "
                          f"{text_encoder.width}: retrain the DiT after retraining CLAP")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return Pipeline(autoencoder, model, text_encoder, description["window_frames"], description).to(device)
+    return Pipeline(autoencoder, model, text_encoder, description["window_frames"], description,
+                    SamplingConfig.for_profile(profile.name)).to(device)
 
 
 _pipelines: dict[tuple[str, str], Pipeline] = {}

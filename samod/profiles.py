@@ -74,11 +74,10 @@ class Profile:
 
 
 def tiny() -> Profile:
-    # 512 songs of 20-45 s (448 training, 64 held out: enough held-out songs for a genre accuracy that one
-    # model does not swing across; the reference DiT named the genre of new songs' prompts only once it trained
-    # on 448 songs instead of 112: docs/experiments.md). A notebook's own DiT trains on 8 of the training songs,
-    # so that encoding them stays short on a CPU, and notebook 04's live run (50 + 30 steps x 4 windows) sees
-    # each one 40 times (the reference DiT trains on all of them: samod.reference)
+    # 512 songs of 20-45 s: 448 training songs, and 64 held out, one prompt each for notebook 06's measures of
+    # generations (4 prompts of each of 16 songs swung from model to model: docs/experiments.md). A notebook's own
+    # DiT trains on 8 of the training songs, so that encoding them stays short on a CPU, and notebook 04's live run
+    # (50 + 30 steps x 4 windows) sees each one 40 times (the reference DiT trains on the first ones: its provenance)
     return Profile("tiny", n_songs=512, min_seconds=20.0, max_seconds=45.0,
                    pretrain_seconds=30.0, finetune_seconds=60.0, diffusion_songs=8)
 

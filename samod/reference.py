@@ -35,7 +35,7 @@ from samod.data import read_metadata, split_records
 from samod.diffusion import CONFIG_NAME, STAGES
 from samod.diffusion_training import DiffusionRecipe, train_diffusion
 from samod.evaluation import length_quartiles, prompt_adherence, timing_adherence
-from samod.generation import Pipeline
+from samod.generation import Pipeline, SamplingConfig
 from samod.profiles import Profile, get_profile
 from samod.train import CHECKPOINT_NAME
 from samod.weights import (autoencoder_checkpoint, encoder_sha256, load_autoencoder, load_clap, provenance,
@@ -288,7 +288,8 @@ def train_reference_diffusion(steps: dict[str, int] | None = None, evaluate_ever
 
         def measure(model, stage=stage) -> dict:
             description = json.loads((stage_dir(profile, stage, root) / CONFIG_NAME).read_text())
-            pipeline = Pipeline(autoencoder, model, clap, description["window_frames"], description)
+            pipeline = Pipeline(autoencoder, model, clap, description["window_frames"], description,
+                                SamplingConfig.for_profile(profile.name))
             return measure_diffusion(pipeline, held_out, training, genres, profile)
 
         window_seconds = profile.pretrain_seconds if stage == "pretrain" else profile.finetune_seconds

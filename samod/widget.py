@@ -23,9 +23,10 @@ from samod.sampler import SAMPLERS
 class PromptWidget:
     def __init__(self, pipeline: Pipeline, prompt: str = "Genre: Jazz|Instruments: Piano, Double Bass",
                  seconds: float | None = None, steps: int = SamplingConfig.steps,
-                 cfg_scale: float = SamplingConfig.cfg_scale, seed: int = SamplingConfig.seed,
+                 cfg_scale: float | None = None, seed: int = SamplingConfig.seed,
                  sampler: str = SamplingConfig.sampler):
         self.pipeline = pipeline
+        cfg_scale = pipeline.sampling.cfg_scale if cfg_scale is None else cfg_scale  # the profile's by default
         window = round(pipeline.window_seconds, 2)
         seconds = min(window, seconds if seconds is not None else window)
         self.prompt = widgets.Textarea(value=prompt, description="Prompt", layout=widgets.Layout(width="95%"))

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from samod.demo_page import build_demo_page
-from samod.generation import prompt_list
+from samod.generation import SamplingConfig, prompt_list
 from samod.profiles import SAMPLE_RATE
 
 HOP = 2048  # samples per latent frame, as samod's VAE
@@ -16,6 +16,7 @@ class SinePipeline:
     """generate: a sine whose pitch follows the prompt; encode/decode: the samples regrouped, and back rounded."""
     window_seconds = 6.0
     last_timing = {"sampling": 0.0, "decoding": 0.0}  # what samod.widget reports after a generation
+    sampling = SamplingConfig()  # the defaults a page and the widget read, as from samod's Pipeline
 
     def generate(self, prompt, seconds=None, *, steps, cfg_scale, seed, sampler, init_audio=None,
                  init_noise_level=1.0, progress=True, callback=None):

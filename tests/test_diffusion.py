@@ -394,10 +394,14 @@ def test_generate_without_a_prompt_fails_before_loading_models(monkeypatch):
         samod.generate("jazz", stage="final")
 
 
-def test_sampling_config_holds_the_defaults_of_generate_and_the_widget(pipeline, monkeypatch):
+def test_sampling_config_holds_the_defaults_of_generate_and_the_widget(pipeline, toy_profile, monkeypatch):
     from samod import generation
     from samod.generation import SamplingConfig
     from samod.widget import PromptWidget
+
+    # Stable Audio Open's settings at every profile, but for the tiny profile's guidance scale
+    assert SamplingConfig.paper() == SamplingConfig.small() == SamplingConfig()
+    assert replace(SamplingConfig.tiny(), cfg_scale=SamplingConfig.cfg_scale) == SamplingConfig()
 
     calls = []
 
@@ -407,7 +411,8 @@ def test_sampling_config_holds_the_defaults_of_generate_and_the_widget(pipeline,
         return x
 
     monkeypatch.setattr(generation, "sample", spy)
-    defaults = SamplingConfig()
+    defaults = SamplingConfig.for_profile(toy_profile.name)  # what load_pipeline gives the profile's models
+    assert pipeline.sampling == defaults
     pipeline.generate("jazz", seconds=1.0, progress=False)
     pipeline.generate("jazz", seconds=1.0, seed=defaults.seed, progress=False)
     used, seeded = calls
