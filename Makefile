@@ -79,9 +79,9 @@ reference-figures:
 # The autoencoder is the recipe's run continued by its campaign (samod/campaign.py: the phases that brought the
 # notes through, 2.8 CPU-hours on one thread at tiny), whose exported weights then become the reference one; after
 # CLAP and the DiT, its decoder is fine-tuned alone (the encoder, and so the latents they trained on, unchanged).
-# About five hours on 2 CPU cores at tiny. Review, then commit. The committed tiny autoencoder and CLAP were trained
-# while the tiny corpus had 128 songs (the first 128 of today's 512, split the same way, so their 112 training songs
-# are training songs still): rerun here, they train on all 448.
+# About five hours on 2 CPU cores at tiny. Review, then commit. The committed tiny autoencoder, CLAP and DiT were
+# trained while the tiny corpus had 128 songs (the first 128 of today's 512, split the same way, so their 112 training
+# songs are training songs still), the DiT measured at guidance 7: rerun here, they train on all 448.
 weights: corpus
 	$(BIN)/python -m samod.reference autoencoder --steps 1500
 	OMP_NUM_THREADS=1 $(BIN)/python -m samod.campaign --until 12250 --curve $(PROFILE_ROOT)/autoencoder_campaign.json

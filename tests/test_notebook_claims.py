@@ -116,7 +116,6 @@ NOTEBOOK_CONSTANTS = {
         "30": "tiny pre-training window in seconds (profiles.py); fine-tuning steps of the live run (recipe.shortened)",
         "60": "tiny fine-tuning window in seconds (profiles.py)",
         "50": "pre-training steps of the live run (recipe.shortened(pretrain=50, finetune=30))",
-        "64": "held-out songs of the tiny corpus: every 8th of 512 (samod/data.py)",
     },
     "05": {
         "400": "steps of §2's reference solution (its code)",
