@@ -116,14 +116,15 @@ class ClapRecipe:
 
 
 def train_clap(recipe: ClapRecipe | None = None, profile: Profile | None = None,
-               progress: bool = True, folder: Path | None = None,
-               reconstructions: list[dict] | None = None) -> tuple[ClapEncoder, list[dict]]:
+               progress: bool = True, folder: Path | None = None, reconstructions: list[dict] | None = None,
+               max_songs: int | None = None) -> tuple[ClapEncoder, list[dict]]:
     """Train (or resume, or just load a finished run of) CLAP on the training split of a profile's corpus.
 
     The tokenizer is trained first on `prompt_draws` prompts per training song and saved; the model
     then trains on (audio window, prompt) pairs of SongDataset. `reconstructions` (records of
     data_prep.encode.reconstruct_corpus) adds the VAE's reconstruction of every training song as a
-    second pair with the same prompts, so that CLAP recognises decoded audio too. Checkpoints go to
+    second pair with the same prompts, so that CLAP recognises decoded audio too. `max_songs` keeps the first
+    training songs only (a short run that should see each song several times). Checkpoints go to
     `folder` (default <profile>/checkpoints/clap/, the profile's own CLAP); returns the encoder with
     its EMA weights, in eval mode, and the history.
     """
@@ -132,6 +133,7 @@ def train_clap(recipe: ClapRecipe | None = None, profile: Profile | None = None,
     folder = Path(folder) if folder is not None else profile.checkpoint_dir / "clap"
     folder.mkdir(parents=True, exist_ok=True)
     training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"), every=HOLDOUT_EVERY)
+    training = training[:max_songs]
     if (folder / "tokenizer.json").exists():  # resuming: the tokenizer the weights were trained with
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     else:

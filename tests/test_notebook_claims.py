@@ -85,6 +85,7 @@ NOTEBOOK_CONSTANTS = {
         "14.3": "1 / 0.07",
         "100": "the logit scale's clamp (CLIP)",
         "80": "the live run's length in steps (notebook 02 §4)",
+        "96": "the live run's songs (notebook 02 §4: train_clap(max_songs=96))",
         "1000": "steps of the tiny reference recipe (ClapRecipe.tiny)",
         "16": "held-out songs of the decoded-audio table",
     },
