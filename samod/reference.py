@@ -237,17 +237,16 @@ def train_reference_clap(steps: int | None = None, evaluate_every: int = 500, pr
 
 
 def measure_diffusion(pipeline: Pipeline, held_out: list[dict], training: list[dict], genres: list[str],
-                      profile: Profile, harmony: bool = False) -> dict:
+                      profile: Profile) -> dict:
     """What the reference DiT's run measures along its training (notebook 04 §8 plots it): the timing adherence
     of 8 held-out songs' prompts at the lower and upper quartiles of the training songs' lengths, then the prompt
-    adherence and zero-shot genre accuracy of one render for each held-out song's prompt (`samod.evaluation`; with
-    `harmony`, each render's chroma clarity and movement too, under "prompt_harmony")."""
+    adherence and zero-shot genre accuracy of one render for each held-out song's prompt (`samod.evaluation`)."""
     prompts = [evaluation_prompt(r) for r in held_out]
     lengths = length_quartiles(training, pipeline.window_seconds)
     timing = timing_adherence(pipeline, prompts[:8], lengths, steps=10)
     labels = [genres.index(r["genre"]) for r in held_out]
     adherence = prompt_adherence(pipeline, prompts, lengths[0], steps=10, labels=labels, genres=genres,
-                                 clip_seconds=ClapRecipe.for_profile(profile.name).crop_seconds, harmony=harmony)
+                                 clip_seconds=ClapRecipe.for_profile(profile.name).crop_seconds)
     return {"timing_median_db": timing["median_after_vs_before_db"], "timing_lengths": timing["lengths"],
             **{f"prompt_{k}": v for k, v in adherence.items() if k not in ("steps", "differences")}}
 
