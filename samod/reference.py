@@ -167,7 +167,7 @@ def _fine_tune_decoder(steps: int, evaluate_every: int, profile: Profile) -> tup
     facts = run_facts()
     folder = profile.checkpoint_dir / "reference" / "decoder"
     training, _ = split_records(read_metadata(profile.corpus_dir / "metadata.jsonl"))
-    measure = Evaluation(corpus_harmony=chroma.corpus_harmony(training[:64]))
+    measure = Evaluation(corpus_harmony=chroma.corpus_harmony(training))  # every training song's range
     model, curve = train_in_segments(folder, steps, evaluate_every,
                                      lambda step: train_decoder(step, folder, evaluate_every), measure,
                                      lambda step: step * DECODER.batch_size * DECODER.crop_samples

@@ -97,9 +97,10 @@ def _harmony(d: dict) -> list[tuple[str, str, str, str]]:
     def pair(placed: dict) -> str:
         return f"{placed['chroma_clarity']['inside']:.2f} / {placed['chroma_movement']['inside']:.2f}"
 
-    return [("DiT", f"renders inside the corpus's 10-90 % range of chroma clarity / movement ({d['rendered_prompts']} "
-                    f"prompts): notes that stand out and move", pair(r),
-             (f"held-out songs' reconstructions {pair(decoded)}; " if decoded else "") + f"rhythm only {pair(stand_in)}")]
+    return [("DiT", f"renders inside the 10-90 % range of {d['corpus_songs']} training songs' chroma clarity / movement "
+                    f"({d['rendered_prompts']} prompts): notes that stand out and move", pair(r),
+             f"held-out songs {pair(d['held_out_songs'])}; "
+             + (f"their reconstructions {pair(decoded)}; " if decoded else "") + f"rhythm only {pair(stand_in)}")]
 
 
 def _finetune(d: dict) -> list[tuple[str, str, str, str]]:
