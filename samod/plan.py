@@ -149,9 +149,14 @@ def memory_at(laws: dict[str, list[float]], x: float) -> dict:
 
 
 def fit_law(xs: list[float], ys: list[float], degree: int) -> list[float]:
-    """Coefficients [a, b, (c)] of y = a + b x (+ c x^2) through the points (exact when len(xs) = degree + 1)."""
+    """Coefficients [a, b, (c)] of y = a + b x (+ c x^2) through the points (exact when len(xs) = degree + 1).
+    A term that adds less than 1e-9 of the largest y anywhere in the range of xs is rounding left by the solver
+    (the intercept of a law that is exactly proportional), and is 0: the committed plan stays the same across
+    BLAS libraries."""
     vandermonde = np.array([[float(x) ** k for k in range(degree + 1)] for x in xs])
-    return np.linalg.lstsq(vandermonde, np.array(ys, dtype=float), rcond=None)[0].tolist()
+    coefficients = np.linalg.lstsq(vandermonde, np.array(ys, dtype=float), rcond=None)[0].tolist()
+    scale, reach = max(abs(float(y)) for y in ys), max(abs(float(x)) for x in xs)
+    return [0.0 if abs(c) * reach ** k < 1e-9 * scale else c for k, c in enumerate(coefficients)]
 
 
 def law(coefficients: list[float], x: float) -> float:
