@@ -40,6 +40,7 @@ CHROMA_HOP = 512  # samples at CHROMA_RATE: 43 frames a second
 RHYTHM_BANDS = 24  # mel bands of the rhythm-only stand-in
 MOVEMENT_SECONDS = 0.5  # chroma_movement averages the chroma over this long first (about one beat)
 KEEPS_NOTES = 0.8  # chroma identification from which an autoencoder counts as keeping the notes
+HOLDS_NOTES = 0.75  # share of generations inside the corpus's range of each `harmony` measure that counts
 _FFT = 2048  # STFT of the rhythm-only stand-in (hop _FFT // 4)
 
 

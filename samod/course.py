@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from samod.chroma import KEEPS_NOTES
+from samod.chroma import HOLDS_NOTES, KEEPS_NOTES
 from samod.profiles import REPO_ROOT, Profile, get_profile
 from samod.weights import decoder_fine_tune_steps, promoted_campaign_step
 
@@ -197,7 +197,7 @@ def _parameters(d: dict) -> str:
 def _harmony(d: dict) -> str:
     r = d["renders"]
     short = [name for key, name in (("chroma_clarity", "stand out"), ("chroma_movement", "move"))
-             if r[key]["inside"] < 0.75]  # the measure's gate: 3 renders in 4 inside the songs' range
+             if r[key]["inside"] < HOLDS_NOTES]
     return (f"Notes in the renders: {r['chroma_clarity']['inside']:.2f} of {d['rendered_prompts']} lie inside the "
             f"{d['corpus_songs']} training songs' 10-90 % range of chroma clarity and {r['chroma_movement']['inside']:.2f} "
             f"inside that of chroma movement (the rhythm-only stand-in: {d['rhythm_only']['inside_both']:.2f} inside "
